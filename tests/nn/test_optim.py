@@ -1,0 +1,94 @@
+"""Optimisers and schedules: rules, validation, state save/restore."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from digitnet.nn import optim
+
+
+def _triple(value=1.0, grad=0.5):
+    p = np.array([value], dtype=np.float64)
+    g = np.array([grad], dtype=np.float64)
+    return [("w", p, g)]
+
+
+def test_plain_sgd_step():
+    params = _triple()
+    optim.SGD(0.1).step(params)
+    assert params[0][1][0] == pytest.approx(1.0 - 0.1 * 0.5)
+
+
+def test_momentum_accumulates_velocity():
+    params = _triple()
+    opt = optim.SGD(0.1, momentum=0.5)
+    opt.step(params)  # v = 0.5
+    opt.step(params)  # v = 0.75
+    assert params[0][1][0] == pytest.approx(1.0 - 0.1 * 0.5 - 0.1 * 0.75)
+
+
+def test_adam_first_step_is_lr_times_sign():
+    params = _triple(grad=-3.0)
+    optim.Adam(0.01).step(params)
+    assert params[0][1][0] == pytest.approx(1.01, rel=1e-6)
+
+
+def test_gradients_are_not_modified_by_weight_decay():
+    params = _triple()
+    optim.SGD(0.1, weight_decay=0.5).step(params)
+    assert params[0][2][0] == 0.5
+    assert params[0][1][0] == pytest.approx(1.0 - 0.1 * (0.5 + 0.5))
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: optim.SGD(0), lambda: optim.SGD(0.1, momentum=1.0),
+    lambda: optim.SGD(0.1, nesterov=True), lambda: optim.Adam(0.1, betas=(1.0, 0.9)),
+    lambda: optim.SGD(0.1, weight_decay=-1),
+])
+def test_invalid_settings_are_rejected(bad):
+    with pytest.raises(ValueError):
+        bad()
+
+
+def test_get_by_name():
+    assert optim.get("momentum").momentum == 0.9
+    nest = optim.get("nesterov", lr=0.05)
+    assert nest.nesterov and nest.base_lr == 0.05
+    assert isinstance(optim.get({"name": "adamw", "lr": 0.002}), optim.AdamW)
+    with pytest.raises(ValueError, match="unknown optimiser"):
+        optim.get("rmsprop")
+
+
+def test_schedules():
+    assert [optim.StepDecay(2, 0.5)(e) for e in range(5)] == [1, 1, 0.5, 0.5, 0.25]
+    assert optim.ExponentialDecay(0.9)(2) == pytest.approx(0.81)
+    cos = optim.CosineDecay(4)
+    assert cos(0) == 1.0 and cos(2) == pytest.approx(0.5) and cos(4) == pytest.approx(0.0)
+    warm = optim.CosineDecay(4, warmup=2)
+    assert warm(0) == pytest.approx(1 / 3) and warm(1) == pytest.approx(2 / 3) and warm(2) == 1.0
+    opt = optim.SGD(0.1, schedule={"name": "step", "step_size": 1, "gamma": 0.1})
+    opt.set_epoch(2)
+    assert opt.lr == pytest.approx(0.001)
+    assert math.isclose(optim.get_schedule(None)(10), 1.0)
+
+
+def test_state_dict_round_trip_continues_identically():
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(3) for _ in range(4)]
+    p1 = np.zeros(3)
+    a = optim.Adam(0.1)
+    for g in grads[:2]:
+        a.step([("w", p1, g)])
+    meta, arrays = a.state_dict()
+    b = optim.Adam(0.1)
+    b.load_state_dict(meta, arrays)
+    p2 = p1.copy()
+    for g in grads[2:]:
+        a.step([("w", p1, g)])
+        b.step([("w", p2, g)])
+    np.testing.assert_array_equal(p1, p2)
+    with pytest.raises(ValueError, match="optimiser state is for"):
+        optim.SGD(0.1).load_state_dict(meta, arrays)
