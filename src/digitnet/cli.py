@@ -11,6 +11,7 @@ and exit non-zero; only bugs print tracebacks.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -217,8 +218,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
-SubcommandAdder = Callable[[argparse._SubParsersAction], None]
-SUBCOMMANDS: list[SubcommandAdder] = [add_train_parser, add_evaluate_parser, add_predict_parser]
+# Each entry is "module:function"; the function adds one subcommand's parser (and sets
+# ``func``). Modules are imported only to build the parser, so a command's heavy
+# dependencies load when it is defined, not when digitnet.nn is imported.
+SUBCOMMANDS: list[str] = [
+    "digitnet.cli:add_train_parser",
+    "digitnet.cli:add_evaluate_parser",
+    "digitnet.cli:add_predict_parser",
+]
+
+
+def _resolve(entry: str) -> Callable[[argparse._SubParsersAction], None]:
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="digitnet", description="Neural networks from scratch in NumPy, for handwritten digits.")
     parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in SUBCOMMANDS:
-        add(sub)
+    for entry in SUBCOMMANDS:
+        _resolve(entry)(sub)
     return parser
 
 
