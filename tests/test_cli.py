@@ -118,3 +118,10 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "digitnet.cli", "--version"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.startswith("digitnet ")
+
+
+def test_predict_needs_exactly_one_source(trained, tiny, capsys):
+    assert main(["predict", str(trained), "--data", str(tiny)]) == 1
+    assert "exactly one of" in capsys.readouterr().err
+    assert main(["predict", str(trained), "--index", "0", "--out", "x.csv", "--data", str(tiny)]) == 1
+    assert "exactly one of" not in capsys.readouterr().err

@@ -2,7 +2,8 @@
 
     digitnet train [options]          train on MNIST, write a run directory
     digitnet evaluate MODEL           accuracy, confusion matrix, per-class scores
-    digitnet predict MODEL --index N  one test image: the digit and ten probabilities
+    digitnet predict MODEL IMAGE...   your own images: the digit and ten probabilities
+    digitnet predict MODEL --index N  an MNIST test image
 
 Errors a user can cause (a bad option, a missing file, no data) print one line
 and exit non-zero; only bugs print tracebacks.
@@ -181,10 +182,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_predict_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="predict the digit of MNIST test images")
+    p = sub.add_parser(
+        "predict", help="predict digits: MNIST test images, your own image files, or a Kaggle CSV",
+        description="Predict with a saved model. Give image files (PNG, JPEG, ...), or --index N "
+                    "for MNIST test images, or --kaggle test.csv --out submission.csv.")
     p.add_argument("model", help="model file (model.npz) or run directory")
-    p.add_argument("--index", type=int, action="append", required=True, metavar="N",
-                   help="index of a test image (repeatable)")
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files of handwritten digits (any size; prepared like MNIST)")
+    p.add_argument("--index", type=int, action="append", default=None, metavar="N",
+                   help="index of an MNIST test image (repeatable)")
+    p.add_argument("--kaggle", metavar="CSV", default=None,
+                   help="Kaggle digit-recognizer test.csv to predict (needs --out)")
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="with --kaggle: the ImageId,Label submission file to write")
     add_data_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predict)
@@ -192,9 +202,34 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .classifier import Classifier
+
+    chosen = [name for name, given in (("IMAGE", bool(args.images)), ("--index", args.index is not None),
+                                       ("--kaggle", args.kaggle is not None)) if given]
+    if len(chosen) != 1:
+        raise CommandError("give exactly one of: image files, --index N, or --kaggle CSV"
+                           + (f" (got {', '.join(chosen)})" if chosen else ""))
+    if args.out is not None and args.kaggle is None:
+        raise CommandError("--out is only used with --kaggle")
+    clf = Classifier.load(model_path(args.model))
+    if args.index is not None:
+        return predict_indices(clf, args)
+    if args.kaggle is not None:
+        return predict_kaggle(clf, args)
+    return predict_images(clf, args)
+
+
+def print_prediction(title: str, digit: int, classes: Sequence[int], probabilities: Sequence[float],
+                     note: str = "") -> None:
+    """One prediction for people: ``TITLE: predicted D (NOTE)``, then a bar per class."""
+    print(f"{title}: predicted {digit}" + (f" ({note})" if note else ""))
+    for c, p in zip(classes, probabilities, strict=True):
+        print(f"  {c}: {p:.4f} {'#' * round(p * 40)}")
+
+
+def predict_indices(clf, args: argparse.Namespace) -> int:
+    """``predict MODEL --index N``: MNIST test images by index."""
     from .data.datasets import load_mnist
 
-    clf = Classifier.load(model_path(args.model))
     ds = load_mnist(args.data)
     n = len(ds.x_test)
     for i in args.index:
@@ -211,10 +246,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     for r in results:
         mark = "correct" if r["digit"] == r["label"] else f"wrong, true label {r['label']}"
-        print(f"test image {r['index']}: predicted {r['digit']} ({mark})")
-        for c, p in zip(clf.classes, r["probabilities"], strict=True):
-            print(f"  {c}: {p:.4f} {'#' * round(p * 40)}")
+        print_prediction(f"test image {r['index']}", r["digit"], clf.classes, r["probabilities"], mark)
     return 0
+
+
+def predict_images(clf, args: argparse.Namespace) -> int:
+    """``predict MODEL IMAGE...``: people's own images, prepared like MNIST (issue 6)."""
+    raise CommandError("predicting image files is not available yet")
+
+
+def predict_kaggle(clf, args: argparse.Namespace) -> int:
+    """``predict MODEL --kaggle test.csv --out submission.csv`` (issue 4)."""
+    raise CommandError("Kaggle CSV prediction is not available yet")
 
 
 # --------------------------------------------------------------------------- entry point
