@@ -112,6 +112,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="run directory to write (default: runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--report", action="store_true",
+                   help="also write figures and report.html into the run directory (digitnet report)")
     p.set_defaults(func=cmd_train)
 
 
@@ -138,6 +140,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"test accuracy: {m['test_accuracy']:.4f}  "
           f"({m['epochs']} epochs, {m['train_seconds']:.1f} s of training)")
     print(f"run directory: {result.run_dir}")
+    if getattr(args, "report", False):
+        from .report_cli import run_report
+
+        run_report(result.run_dir, args.data)
     return 0
 
 
@@ -251,8 +257,38 @@ def predict_indices(clf, args: argparse.Namespace) -> int:
 
 
 def predict_images(clf, args: argparse.Namespace) -> int:
-    """``predict MODEL IMAGE...``: people's own images, prepared like MNIST (issue 6)."""
-    raise CommandError("predicting image files is not available yet")
+    """``predict MODEL IMAGE...``: people's own images, prepared like MNIST.
+
+    Every file is predicted; one that cannot be used gets a one-line error on stderr
+    naming it, and the exit status is 1 if any failed.
+    """
+    try:
+        from .data.images import ImageError, mnist_like
+    except ImportError as exc:
+        raise CommandError(f"reading image files needs Pillow ({exc.name} is missing): "
+                           "pip install 'digitnet[images]'") from None
+    if clf.n_features != 784:
+        raise CommandError(f"this model takes {clf.n_features} inputs, not 28x28 images")
+    results, failed = [], 0
+    for name in args.images:
+        try:
+            pixels = mnist_like(name).reshape(1, -1)
+        except (ImageError, OSError) as exc:
+            failed += 1
+            text = " ".join(str(exc).split())
+            text = text if name in text else f"{name}: {text}"
+            print(f"digitnet predict: error: {text}", file=sys.stderr)
+            results.append({"file": name, "error": text})
+            continue
+        probs = clf.predict_proba(pixels)[0]
+        digit = int(clf.predict(pixels)[0])
+        result = {"file": name, "digit": digit, "probabilities": [round(float(p), 6) for p in probs]}
+        results.append(result)
+        if not args.json:
+            print_prediction(name, digit, clf.classes, result["probabilities"])
+    if args.json and not (len(results) == 1 and failed):
+        print(json.dumps(results if len(results) > 1 else results[0]))
+    return EXIT_ERROR if failed else 0
 
 
 def predict_kaggle(clf, args: argparse.Namespace) -> int:
@@ -268,6 +304,9 @@ SUBCOMMANDS: list[str] = [
     "digitnet.cli:add_train_parser",
     "digitnet.cli:add_evaluate_parser",
     "digitnet.cli:add_predict_parser",
+    "digitnet.web.cli:add_serve_parser",
+    "digitnet.report_cli:add_report_parser",
+    "digitnet.report_cli:add_compare_parser",
 ]
 
 

@@ -1,0 +1,239 @@
+"""The ``digitnet serve`` web app: a drawing page and a JSON prediction API.
+
+Endpoints (FastAPI; its OpenAPI description is at ``/openapi.json``, browsable at ``/docs``):
+
+- ``GET /`` - the page: draw a digit, watch the network read it.
+- ``GET /api/model`` - what the model is (layers, sizes, classes, normalisation, metrics).
+- ``POST /api/predict`` - the body is one of
+    * ``image/png`` or ``image/jpeg``: the image's bytes, prepared like MNIST by
+      :func:`digitnet.data.images.mnist_like` (any size, any background);
+    * ``multipart/form-data`` with one file field named ``file`` (a PNG or JPEG);
+    * ``application/json``: an array of 784 numbers in 0-255, an MNIST-like image
+      (white ink on black, row by row) given to the network as it is.
+
+  The answer is ``{"digit", "classes", "probabilities", "image", "hidden"}``: the
+  predicted digit, one probability per class, the 28x28 image the network saw (0-255)
+  and the output of every hidden layer.
+
+Bad input gets a 4xx answer ``{"detail": "what was wrong"}`` and the server carries on:
+400 empty or unreadable body, 413 body over ``max_body_bytes`` or image over
+``max_pixels``, 415 another content type, 422 a JSON array of the wrong length, with NaN
+or out of range, or an image with no ink.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..classifier import Classifier
+from ..data import images
+from .cli import MAX_BODY_BYTES, MAX_PIXELS
+
+STATIC_DIR = Path(__file__).with_name("static")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
+IMAGE_FORMATS = ("PNG", "JPEG")
+
+
+class Prediction(BaseModel):
+    """One prediction, with what the page shows."""
+
+    digit: int = Field(description="the predicted digit")
+    classes: list[int] = Field(description="the class of each probability")
+    probabilities: list[float] = Field(description="one per class, summing to 1")
+    image: list[list[int]] = Field(description="the 28x28 image the network saw, 0-255, white on black")
+    hidden: list[list[float]] = Field(description="output of each hidden layer, one list per layer")
+
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "A PNG or JPEG image (raw bytes or a multipart field 'file'), or a JSON "
+                       "array of 784 pixel values 0-255 (white on black, row by row).",
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "application/json": {"schema": {
+                "type": "array", "minItems": 784, "maxItems": 784,
+                "items": {"type": "number", "minimum": 0, "maximum": 255}}},
+        },
+    },
+}
+_ERRORS = {code: {"description": text, "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"detail": {"type": "string"}}}}}}
+    for code, text in ((400, "empty or unreadable body"),
+                       (413, "body or image too large"),
+                       (415, "unsupported content type"),
+                       (422, "wrong JSON array, or an image with no ink"))}
+
+
+def describe_model(clf: Classifier) -> dict[str, Any]:
+    """A JSON-able summary of a classifier for ``GET /api/model`` and the page."""
+    layers = clf.model.layers
+    linear = [layer for layer in layers if type(layer).__name__ == "Linear"]
+    sizes = [clf.n_features] + [layer.out_features for layer in linear]
+    activations = sorted({type(layer).__name__ for layer in layers[:-1]
+                          if type(layer).__name__ in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh")})
+    return {
+        "sizes": sizes,
+        "hidden_sizes": sizes[1:-1],
+        "activations": activations,
+        "layers": [layer.config() | {"type": type(layer).__name__} for layer in layers],
+        "parameters": clf.model.num_parameters,
+        "classes": [int(c) for c in clf.classes],
+        "loss": type(clf.loss).__name__,
+        "normalization": clf.normalizer.to_dict(),
+        "metrics": clf.metadata.get("metrics", {}),
+        "digitnet_version": __version__,
+    }
+
+
+def _json_pixels(body: bytes, n_features: int) -> np.ndarray:
+    """A JSON body -> ``float64 (n_features,)`` pixels, or an HTTP 400/422 explaining why not."""
+    try:
+        values = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"the body is not valid JSON ({exc})") from None
+    if not isinstance(values, list):
+        raise HTTPException(422, f"expected a JSON array of {n_features} numbers, "
+                                 f"got a JSON {type(values).__name__}")
+    if len(values) != n_features:
+        raise HTTPException(422, f"expected a JSON array of {n_features} numbers (a 28x28 image, "
+                                 f"row by row), got {len(values)}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise HTTPException(422, "every pixel must be a number (null, strings, lists and "
+                                 "booleans are not)")
+    if not all(math.isfinite(v) for v in values):
+        raise HTTPException(422, "pixels must be finite numbers: NaN or Infinity found")
+    x = np.asarray(values, dtype=np.float64)
+    if x.min() < 0 or x.max() > 255:
+        raise HTTPException(422, f"pixels must be in 0-255 (white ink on black, like MNIST), "
+                                 f"got values from {x.min():g} to {x.max():g}")
+    return x
+
+
+def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
+               max_pixels: int = MAX_PIXELS, title: str = "digitnet") -> FastAPI:
+    """The FastAPI app serving ``classifier``.
+
+    ``max_body_bytes`` bounds a request body (checked against Content-Length and while
+    reading); ``max_pixels`` bounds an image's width x height before it is decoded.
+    """
+    if classifier.n_features != images.FIELD * images.FIELD:
+        raise ValueError(f"the web page draws 28x28 digits; this model takes "
+                         f"{classifier.n_features} inputs")
+    app = FastAPI(title=f"{title} - draw a digit", version=__version__,
+                  description="Predict handwritten digits with a network written from scratch "
+                              "in NumPy.")
+    model_info = describe_model(classifier)
+    lock = threading.Lock()  # layers reuse their output buffers: one forward pass at a time
+
+    def infer(pixels: np.ndarray) -> dict[str, Any]:
+        """``pixels (784,)`` on the 0-255 scale -> the prediction's JSON."""
+        x = pixels.reshape(1, -1)
+        with lock:
+            probs = classifier.predict_proba(x)[0]
+            hidden = [h[0] for h in classifier.hidden_activations(x)]
+        k = int(np.argmax(probs))
+        return {
+            "digit": int(classifier.classes[k]),
+            "classes": model_info["classes"],
+            "probabilities": [round(float(p), 6) for p in probs],
+            "image": np.rint(pixels).astype(np.int64).reshape(28, 28).tolist(),
+            "hidden": [np.round(h.astype(np.float64), 4).tolist() for h in hidden],
+        }
+
+    def from_image(data: bytes) -> dict[str, Any]:
+        try:
+            pixels = images.mnist_like(data, max_pixels=max_pixels, formats=IMAGE_FORMATS)
+        except images.NoInkError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except images.ImageTooLargeError as exc:
+            raise HTTPException(413, str(exc)) from None
+        except images.ImageError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return infer(pixels.reshape(-1).astype(np.float64))
+
+    async def read_body(request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise HTTPException(400, f"bad Content-Length header {length!r}") from None
+            if declared > max_body_bytes:
+                raise HTTPException(413, f"the body is {declared:,} bytes; the limit is "
+                                         f"{max_body_bytes:,} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise HTTPException(413, f"the body is over the limit of {max_body_bytes:,} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if not body:
+            raise HTTPException(400, "the body is empty: send a PNG or JPEG image, or a JSON "
+                                     "array of 784 numbers")
+        return body
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/model", summary="Describe the model")
+    def model() -> dict[str, Any]:
+        return model_info | {"limits": {"max_body_bytes": max_body_bytes, "max_pixels": max_pixels}}
+
+    @app.post("/api/predict", response_model=Prediction, summary="Predict the digit in an image",
+              openapi_extra=_BODY_DOC, responses=_ERRORS)
+    async def predict(request: Request) -> dict[str, Any]:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        accepted = ("image/png, image/jpeg, multipart/form-data (field 'file') or "
+                    "application/json (784 numbers)")
+        if ctype not in IMAGE_TYPES and ctype not in ("application/json", "multipart/form-data"):
+            raise HTTPException(415, f"unsupported content type {ctype or '(none)'!r}; send {accepted}")
+        body = await read_body(request)
+        if ctype == "application/json":
+            pixels = _json_pixels(body, classifier.n_features)
+            return await run_in_threadpool(infer, pixels)
+        if ctype == "multipart/form-data":
+            body = await _multipart_file(request, body)
+            return await run_in_threadpool(from_image, body)
+        return await run_in_threadpool(from_image, body)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+async def _multipart_file(request: Request, body: bytes) -> bytes:
+    """The bytes of the multipart field ``file`` in an already size-checked ``body``."""
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    except Exception as exc:  # Starlette's MultiPartException, python-multipart's errors
+        raise HTTPException(400, f"cannot parse the multipart body ({getattr(exc, 'detail', exc)})") from None
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise HTTPException(422, "the multipart body needs a file field named 'file'")
+    data = await upload.read()
+    await form.close()
+    if not data:
+        raise HTTPException(400, "the uploaded file is empty")
+    return data

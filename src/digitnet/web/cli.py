@@ -1,0 +1,67 @@
+"""The ``digitnet serve MODEL`` command: the web page and API on a local port."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value}")
+    return value
+
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # the defaults of digitnet.web.app, without importing FastAPI here
+MAX_PIXELS = 4_000_000
+
+
+def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="a web page to draw digits and watch the model read them, with a JSON API",
+        description="Serve MODEL: the drawing page at /, POST /api/predict (PNG/JPEG bytes or a "
+                    "JSON array of 784 numbers), GET /api/model, the OpenAPI description at "
+                    "/openapi.json. Listens on 127.0.0.1 (this machine only) unless --host says "
+                    "otherwise.")
+    p.add_argument("model", help="model file (model.npz) or run directory")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=port_number, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
+                   help="largest request body accepted (default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help="largest image (width x height) accepted (default: %(default)s)")
+    p.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="server log level (default: %(default)s)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..classifier import Classifier
+    from ..cli import CommandError, model_path
+
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as exc:
+        raise CommandError(f"digitnet serve needs the web extra ({exc.name} is missing): "
+                           "pip install 'digitnet[web]'") from None
+    if args.max_body_bytes < 1 or args.max_pixels < 1:
+        raise CommandError("--max-body-bytes and --max-pixels must be positive")
+    clf = Classifier.load(model_path(args.model))
+    app = create_app(clf, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"digitnet: serving {args.model} at http://{shown}:{args.port}/  (Ctrl+C to stop)",
+          flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            access_log=args.log_level in ("info", "debug"))
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise CommandError(f"could not listen on {args.host}:{args.port} (is the port in use?)")
+    return 0

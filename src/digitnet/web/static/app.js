@@ -1,0 +1,269 @@
+// digitnet drawing page: pointer drawing on a canvas, throttled live predictions from
+// POST /api/predict (the canvas as PNG), and the answer shown as a digit, ten bars, the
+// 28x28 image the network sees and the hidden-layer activations. No libraries.
+"use strict";
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const digitEl = document.getElementById("digit");
+const confEl = document.getElementById("confidence");
+const statusEl = document.getElementById("status");
+const barsEl = document.getElementById("bars");
+const seen = document.getElementById("seen");
+const layersEl = document.getElementById("layers");
+const THROTTLE_MS = 120;   // at most one request per this many milliseconds while drawing
+
+let classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+let drawing = false;
+let last = null;           // last pointer position, canvas pixels
+let inked = false;         // anything drawn since the last clear
+let inFlight = false;      // a request is on its way
+let pending = false;       // the drawing changed while a request was on its way
+let lastSent = 0;
+let timer = null;
+let generation = 0;        // bumped by Clear: answers to older drawings are dropped
+
+// ---------------------------------------------------------------- the drawing pad
+function resizePad() {
+  const side = Math.round(pad.clientWidth * (window.devicePixelRatio || 1));
+  if (side > 0 && side !== pad.width) {
+    const old = inked ? pad.toDataURL() : null;
+    pad.width = pad.height = side;
+    blank();
+    if (old) {
+      const img = new Image();
+      img.onload = () => ctx.drawImage(img, 0, 0, side, side);
+      img.src = old;
+    }
+  }
+}
+
+function blank() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+}
+
+function penWidth() {
+  return Math.max(4, pad.width / 14);   // about MNIST's stroke once scaled to 20 pixels
+}
+
+function position(ev) {
+  const r = pad.getBoundingClientRect();
+  return [(ev.clientX - r.left) * pad.width / r.width, (ev.clientY - r.top) * pad.height / r.height];
+}
+
+function dot([x, y]) {
+  ctx.fillStyle = "#000";
+  ctx.beginPath();
+  ctx.arc(x, y, penWidth() / 2, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+function line(from, to) {
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = penWidth();
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(from[0], from[1]);
+  ctx.lineTo(to[0], to[1]);
+  ctx.stroke();
+}
+
+pad.addEventListener("pointerdown", (ev) => {
+  if (ev.button !== undefined && ev.button > 0) return;
+  ev.preventDefault();
+  pad.setPointerCapture(ev.pointerId);
+  drawing = true;
+  inked = true;
+  last = position(ev);
+  dot(last);
+  schedule();
+});
+
+pad.addEventListener("pointermove", (ev) => {
+  if (!drawing) return;
+  ev.preventDefault();
+  const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
+  for (const e of events.length ? events : [ev]) {
+    const p = position(e);
+    line(last, p);
+    last = p;
+  }
+  schedule();
+});
+
+function endStroke(ev) {
+  if (!drawing) return;
+  drawing = false;
+  last = null;
+  if (pad.hasPointerCapture && pad.hasPointerCapture(ev.pointerId)) pad.releasePointerCapture(ev.pointerId);
+  schedule(true);
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+document.getElementById("clear").addEventListener("click", clearAll);
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" || (ev.key === "Backspace" && ev.target === document.body)) clearAll();
+});
+
+function clearAll() {
+  generation += 1;
+  inked = false;
+  pending = false;
+  clearTimeout(timer);
+  timer = null;
+  blank();
+  showEmpty("Draw with a mouse, pen or finger.");
+}
+
+// ---------------------------------------------------------------- talking to the server
+function schedule(now) {
+  if (!inked) return;
+  if (inFlight) { pending = true; return; }
+  const wait = now ? 0 : Math.max(0, THROTTLE_MS - (performance.now() - lastSent));
+  clearTimeout(timer);
+  timer = setTimeout(send, wait);
+}
+
+function send() {
+  timer = null;
+  if (!inked) return;
+  inFlight = true;
+  pending = false;
+  lastSent = performance.now();
+  const gen = generation;
+  pad.toBlob(async (blob) => {
+    try {
+      const res = await fetch("/api/predict", {method: "POST", headers: {"Content-Type": "image/png"}, body: blob});
+      const body = await res.json().catch(() => ({}));
+      if (gen !== generation) return;
+      if (res.ok) {
+        show(body);
+      } else if (res.status === 422 && /no ink/.test(body.detail || "")) {
+        showEmpty("Nothing drawn yet.");
+      } else {
+        statusEl.textContent = "Server said: " + (body.detail || res.status);
+      }
+    } catch (err) {
+      if (gen === generation) statusEl.textContent = "The server cannot be reached (" + err.message + ").";
+    } finally {
+      inFlight = false;
+      if (pending) schedule(!drawing);
+    }
+  }, "image/png");
+}
+
+// ---------------------------------------------------------------- showing the answer
+function buildBars() {
+  barsEl.textContent = "";
+  for (const c of classes) {
+    const li = document.createElement("li");
+    li.dataset.cls = c;
+    li.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span>' +
+                   '<span class="value">&ndash;</span>';
+    li.querySelector(".name").textContent = c;
+    barsEl.appendChild(li);
+  }
+}
+
+function showEmpty(message) {
+  digitEl.textContent = "?";
+  confEl.innerHTML = "&nbsp;";
+  statusEl.textContent = message;
+  barsEl.querySelectorAll("li").forEach((li) => {
+    li.classList.remove("top");
+    li.querySelector(".fill").style.width = "0";
+    li.querySelector(".value").textContent = "\u2013";
+  });
+  seen.getContext("2d").clearRect(0, 0, 28, 28);
+  layersEl.querySelectorAll("canvas").forEach((c) => c.getContext("2d").clearRect(0, 0, c.width, c.height));
+}
+
+function show(p) {
+  digitEl.textContent = String(p.digit);
+  const best = Math.max(...p.probabilities);
+  confEl.textContent = (100 * best).toFixed(1) + "% sure";
+  statusEl.textContent = "Keep drawing, or Clear to start again.";
+  barsEl.querySelectorAll("li").forEach((li, i) => {
+    const v = p.probabilities[i] || 0;
+    li.classList.toggle("top", p.classes[i] === p.digit);
+    li.querySelector(".fill").style.width = (100 * v).toFixed(1) + "%";
+    li.querySelector(".value").textContent = (100 * v).toFixed(1) + "%";
+  });
+  drawSeen(p.image);
+  drawLayers(p.hidden);
+}
+
+function drawSeen(image) {
+  const g = seen.getContext("2d");
+  const data = g.createImageData(28, 28);
+  for (let r = 0; r < 28; r++) {
+    for (let c = 0; c < 28; c++) {
+      const v = image[r][c], k = 4 * (28 * r + c);
+      data.data[k] = data.data[k + 1] = data.data[k + 2] = v;
+      data.data[k + 3] = 255;
+    }
+  }
+  g.putImageData(data, 0, 0);
+}
+
+function drawLayers(hidden) {
+  hidden.forEach((values, i) => {
+    let box = layersEl.children[i];
+    const cols = Math.ceil(Math.sqrt(values.length));
+    const rows = Math.ceil(values.length / cols);
+    if (!box || box.dataset.n !== String(values.length)) {
+      box = document.createElement("figure");
+      box.className = "layer";
+      box.dataset.n = String(values.length);
+      const cell = Math.max(3, Math.min(12, Math.floor(320 / cols)));
+      box.innerHTML = "<canvas></canvas><p></p>";
+      const cv = box.querySelector("canvas");
+      cv.width = cols;
+      cv.height = rows;
+      cv.style.width = cols * cell + "px";
+      cv.style.height = rows * cell + "px";
+      cv.style.maxWidth = "100%";
+      layersEl.replaceChildren(...[...layersEl.children].slice(0, i), box);
+    }
+    const cv = box.querySelector("canvas");
+    const g = cv.getContext("2d");
+    const data = g.createImageData(cols, rows);
+    const scale = Math.max(1e-6, ...values.map(Math.abs));
+    let active = 0;
+    values.forEach((v, j) => {
+      const t = Math.min(1, Math.abs(v) / scale), k = 4 * j;
+      if (v > 0) active++;
+      // positive: black -> orange -> yellow; negative (tanh): black -> blue
+      data.data[k] = v >= 0 ? 255 * Math.min(1, 1.6 * t) : 40 * t;
+      data.data[k + 1] = v >= 0 ? 255 * Math.max(0, t * 1.4 - 0.4) : 120 * t;
+      data.data[k + 2] = v >= 0 ? 40 * t : 255 * t;
+      data.data[k + 3] = 255;
+    });
+    g.putImageData(data, 0, 0);
+    box.querySelector("p").textContent =
+      `layer ${i + 1}: ${values.length} units, ${active} active, largest ${scale.toFixed(2)}`;
+  });
+}
+
+// ---------------------------------------------------------------- start
+async function start() {
+  resizePad();
+  window.addEventListener("resize", resizePad);
+  try {
+    const res = await fetch("/api/model");
+    const m = await res.json();
+    classes = m.classes;
+    const acc = m.metrics && typeof m.metrics.test_accuracy === "number"
+      ? `, ${(100 * m.metrics.test_accuracy).toFixed(1)}% on the MNIST test set` : "";
+    document.getElementById("model-info").textContent =
+      `(${m.sizes.join("\u2013")} ${m.activations.join("/")}${acc})`;
+  } catch (err) {
+    statusEl.textContent = "The server cannot be reached (" + err.message + ").";
+  }
+  buildBars();
+  document.body.dataset.ready = "1";
+}
+start();
