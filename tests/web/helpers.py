@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -87,35 +87,30 @@ def mnist_classifier(data_dir: str | Path, epochs: int = 2, seed: int = 0):
     return est.fit(ds.x_train, ds.y_train).classifier_
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(model: Path, *extra: str, timeout: float = 60.0) -> Iterator[str]:
-    """Run ``digitnet serve MODEL`` on a free loopback port; yield its base URL once it
-    answers ``GET /api/model``; stop it afterwards."""
+    """Run ``digitnet serve MODEL --port 0`` (a free loopback port, chosen by the system);
+    yield its base URL, read from the line it prints, once it answers ``GET /api/model``;
+    stop it afterwards."""
     import httpx
 
-    port = free_port()
-    log = model.parent / f"serve-{port}.log"
+    log = model.parent / f"serve-{os.getpid()}-{time.monotonic_ns()}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "digitnet.cli", "serve", str(model),
-                                 "--port", str(port), *extra],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
-    url = f"http://127.0.0.1:{port}"
+                                 "--port", "0", *extra], stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
+        url = None
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"digitnet serve exited with {proc.returncode}: {log.read_text()}")
-            try:
-                if httpx.get(url + "/api/model", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+            if url is None:
+                found = re.search(r"serving .* at (http://127\.0\.0\.1:\d+)/", log.read_text())
+                url = found.group(1) if found else None
+            if url is not None:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(url + "/api/model", timeout=2).status_code == 200:
+                        break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"digitnet serve did not answer within {timeout} s: {log.read_text()}")
             time.sleep(0.1)

@@ -225,3 +225,17 @@ def test_serve_help_and_bad_arguments(capsys, tmp_path):
     assert main(["serve", str(tmp_path / "missing.npz"), "--port", "0"]) == 1
     err = capsys.readouterr().err
     assert "missing.npz" in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_reports_a_port_in_use(tmp_path, capsys):
+    import socket
+
+    model = tmp_path / "model.npz"
+    shapes_classifier().save(model)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["serve", str(model), "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.splitlines()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 
 def port_number(text: str) -> int:
@@ -55,13 +56,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError("--max-body-bytes and --max-pixels must be positive")
     clf = Classifier.load(model_path(args.model))
     app = create_app(clf, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"digitnet: serving {args.model} at http://{shown}:{args.port}/  (Ctrl+C to stop)",
-          flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"digitnet: serving {args.model} at http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)
+    config = uvicorn.Config(app, log_level=args.log_level,
                             access_log=args.log_level in ("info", "debug"))
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:
-        raise CommandError(f"could not listen on {args.host}:{args.port} (is the port in use?)")
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port), or a one-line error."""
+    from ..cli import CommandError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
