@@ -1,0 +1,432 @@
+"""Figures of a training run, drawn with matplotlib's Agg renderer (no display needed).
+
+Every ``plot_*`` function takes plain arrays (or a history dict as stored in
+``metrics.json``), draws one figure, and returns it as PNG bytes; with ``path`` it also
+writes the file (atomically). Figures use constrained layout and one palette
+(:data:`PALETTE`, :data:`DIGIT_COLORS`), so a report reads as a whole. Pixel sizes are
+fixed by the figure size in inches times :data:`DPI` and documented per function.
+
+This module only draws: choosing which images to show (e.g. the most confident
+mistakes) is the caller's job (see :mod:`digitnet.report`).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+DPI = 100
+
+#: One palette for every figure (and the plotly PCA in the report).
+PALETTE = {
+    "train": "#1f6fb4",      # blue: training curves, precision bars
+    "valid": "#e8731a",      # orange: validation curves, recall bars
+    "accent": "#b8312f",     # red: marks, mistakes
+    "muted": "#7f7f7f",      # grey: reference lines
+    "text": "#222222",
+}
+#: One colour per digit 0-9 (matplotlib's tab10), used wherever colour means "which digit".
+DIGIT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+IMAGE_CMAP = "gray_r"        # digits: dark ink on white
+WEIGHT_CMAP = "RdBu_r"       # weights: red positive, blue negative, white zero
+HEATMAP_CMAP = "Blues"
+
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "figure.titlesize": 13,
+    "figure.titleweight": "bold",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "grid.alpha": 0.35,
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+    "legend.fontsize": 9,
+    "savefig.facecolor": "white",
+    "figure.facecolor": "white",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context(_STYLE):
+        yield
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A detached figure (no pyplot, no global state) with constrained layout."""
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _finish(fig: Figure, path: str | Path | None) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    data = buf.getvalue()
+    if path is not None:
+        write_atomic(path, data)
+    return data
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` in pixels of PNG bytes (read from the IHDR chunk)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError("not PNG data")
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def _as_images(images: Any) -> np.ndarray:
+    """``(n, 784)`` or ``(n, 28, 28)`` -> ``(n, side, side)``."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        return images
+    if images.ndim != 2:
+        raise ValueError(f"expected images as (n, pixels) or (n, h, w), got shape {images.shape}")
+    side = math.isqrt(images.shape[1])
+    if side * side != images.shape[1]:
+        raise ValueError(f"{images.shape[1]} pixels per image is not a square image")
+    return images.reshape(len(images), side, side)
+
+
+def _finite(values: Sequence[Any] | None) -> np.ndarray:
+    arr = np.asarray([np.nan if v is None else v for v in (values or [])], dtype=np.float64)
+    return arr
+
+
+def _has_values(values: np.ndarray) -> bool:
+    return values.size > 0 and bool(np.isfinite(values).any())
+
+
+def _blank(ax: Any) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+# --------------------------------------------------------------------------- figures
+def plot_history(history: Mapping[str, Any], path: str | Path | None = None, *,
+                 title: str = "Training history") -> bytes:
+    """Loss (left) and accuracy (right) per epoch, training and validation.
+
+    ``history`` holds lists ``epoch``, ``loss``, ``train_accuracy``, ``val_loss``,
+    ``val_accuracy`` (NaN where there was no validation set) and optionally
+    ``best_epoch``, as in ``metrics.json``. PNG of 1100 x 420 pixels.
+    """
+    loss = _finite(history.get("loss"))
+    epochs = _finite(history.get("epoch")) if history.get("epoch") else np.arange(1, len(loss) + 1)
+    curves = {
+        "loss": (loss, _finite(history.get("val_loss"))),
+        "accuracy": (_finite(history.get("train_accuracy")) * 100,
+                     _finite(history.get("val_accuracy")) * 100),
+    }
+    marker = "o" if len(epochs) <= 30 else None
+    best = history.get("best_epoch")
+    with _style():
+        fig = _figure(11, 4.2)
+        axes = fig.subplots(1, 2)
+        for ax, (name, (train, valid)) in zip(axes, curves.items(), strict=True):
+            if _has_values(train):
+                ax.plot(epochs[:len(train)], train, marker=marker, ms=4, lw=2, color=PALETTE["train"],
+                        label="training (mean over the epoch)" if name == "loss" else "training")
+            if _has_values(valid):
+                ax.plot(epochs[:len(valid)], valid, marker=marker, ms=4, lw=2, color=PALETTE["valid"],
+                        label="validation")
+                if isinstance(best, int) and best in set(epochs.astype(int).tolist()):
+                    ax.axvline(best, color=PALETTE["muted"], ls=":", lw=1.2,
+                               label=f"best validation epoch ({best})")
+            ax.set_title(f"{name.capitalize()} per epoch")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(name)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True)
+            if name == "accuracy":
+                ax.yaxis.set_major_formatter(PercentFormatter(decimals=1 if _span(train, valid) < 5
+                                                              else 0))
+            if ax.lines:
+                ax.legend(loc="best")
+        fig.suptitle(title)
+        return _finish(fig, path)
+
+
+def _span(*arrays: np.ndarray) -> float:
+    values = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.array([])
+    return float(values.max() - values.min()) if values.size else 0.0
+
+
+def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | Path | None = None, *,
+                          title: str = "Confusion matrix (test set)") -> bytes:
+    """Annotated heatmap of a ``(k, k)`` confusion matrix (rows true, columns predicted).
+
+    Cells are coloured by the fraction of their true class (a power scale, so that small
+    error rates still show) and labelled with counts. PNG of ``W x H`` pixels with
+    ``W = 100 * max(4.8, 0.62 k + 2.4)`` and ``H = 100 * max(4.2, 0.55 k + 1.6)``
+    (860 x 710 for ten classes).
+    """
+    cm = np.asarray(cm)
+    k = len(class_names)
+    if cm.shape != (k, k):
+        raise ValueError(f"confusion matrix of shape {cm.shape} does not fit {k} class names")
+    support = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, support, out=np.zeros(cm.shape, dtype=np.float64), where=support > 0)
+    norm = PowerNorm(gamma=0.4, vmin=0.0, vmax=1.0)
+    font = 10 if k <= 10 else max(5, int(100 / k))
+    with _style():
+        fig = _figure(max(4.8, 0.62 * k + 2.4), max(4.2, 0.55 * k + 1.6))
+        ax = fig.subplots()
+        image = ax.imshow(frac, cmap=HEATMAP_CMAP, norm=norm)
+        for i in range(k):
+            for j in range(k):
+                dark = norm(frac[i, j]) > 0.55
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=font,
+                        color="white" if dark else PALETTE["text"],
+                        fontweight="bold" if i == j else "normal")
+        ax.set_xticks(range(k), class_names)
+        ax.set_yticks(range(k), class_names)
+        ax.set_xlabel("predicted digit")
+        ax.set_ylabel("true digit")
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        total = int(cm.sum())
+        correct = int(np.trace(cm))
+        ax.set_title(f"{correct:,} of {total:,} correct ({100 * correct / max(total, 1):.2f}%)",
+                     fontsize=10)
+        bar = fig.colorbar(image, ax=ax, shrink=0.85)
+        bar.set_label("fraction of the true digit's images")
+        fig.suptitle(title)
+        return _finish(fig, path)
+
+
+def plot_digit_grid(images: Any, titles: Sequence[str], path: str | Path | None = None, *,
+                    columns: int = 5, title: str = "", empty_message: str = "no images",
+                    title_colors: Sequence[str] | None = None) -> bytes:
+    """A grid of digit images, each with its own title (e.g. "true 7 / predicted 1 (0.93)").
+
+    ``images`` (n, 784) or (n, 28, 28). PNG of ``100 * 2.15 * columns`` by
+    ``100 * (2.3 * rows + 0.6)`` pixels, ``rows = ceil(n / columns)``; with no images,
+    ``100 * 2.15 * columns`` by 150 pixels saying ``empty_message``.
+    """
+    imgs = _as_images(images) if len(images) else np.zeros((0, 28, 28))
+    if len(titles) != len(imgs):
+        raise ValueError(f"{len(imgs)} images but {len(titles)} titles")
+    rows = math.ceil(len(imgs) / columns)
+    with _style():
+        if not rows:
+            fig = _figure(2.15 * columns, 1.5)
+            fig.text(0.5, 0.4, empty_message, fontsize=12, ha="center", va="center")
+        else:
+            fig = _figure(2.15 * columns, 2.3 * rows + 0.6)
+            axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(rows, columns)
+            for i, ax in enumerate(axes.flat):
+                _blank(ax)
+                if i < len(imgs):
+                    ax.imshow(imgs[i], cmap=IMAGE_CMAP, interpolation="nearest")
+                    ax.set_title(titles[i], fontsize=9,
+                                 color=title_colors[i] if title_colors else PALETTE["text"])
+        if title:
+            fig.suptitle(title)
+        return _finish(fig, path)
+
+
+def mistake_title(true: int, predicted: int, confidence: float) -> str:
+    """``"true 7 / predicted 1 (0.93)"``: a misclassified digit's caption."""
+    return f"true {int(true)} / predicted {int(predicted)} ({float(confidence):.2f})"
+
+
+def plot_confident_mistakes(images: Any, y_true: Sequence[int], y_pred: Sequence[int],
+                            confidence: Sequence[float], path: str | Path | None = None, *,
+                            columns: int = 5,
+                            title: str = "Most confidently wrong test digits") -> bytes:
+    """Misclassified digits titled ``"true 7 / predicted 1 (0.93)"``, in the given order.
+
+    ``images`` (m, 784); ``y_true``, ``y_pred`` (m,) digit labels; ``confidence`` (m,)
+    the probability the model gave its (wrong) prediction. Size as :func:`plot_digit_grid`.
+    """
+    titles = [mistake_title(t, p, c) for t, p, c in zip(y_true, y_pred, confidence, strict=True)]
+    return plot_digit_grid(images, titles, path, columns=columns, title=title,
+                           empty_message="no test digit was misclassified")
+
+
+def plot_class_samples(images: Any, labels: Sequence[int], classes: Sequence[int],
+                       path: str | Path | None = None, *, per_class: int = 10,
+                       title: str = "Sample test digits per class") -> bytes:
+    """One row per class: its first ``per_class`` images from ``images`` (n, 784).
+
+    With ``c = min(per_class, most images of any class)`` columns, a PNG of
+    ``100 * (0.85 * c + 0.9)`` by ``100 * (0.85 * len(classes) + 0.7)`` pixels (940 x 920
+    for ten classes of ten).
+    """
+    imgs = _as_images(images)
+    labels = np.asarray(labels)
+    k = len(classes)
+    if k == 0:
+        raise ValueError("no classes to show")
+    per_class = max(1, min(per_class, max(int(np.count_nonzero(labels == c)) for c in classes)))
+    with _style():
+        fig = _figure(0.85 * per_class + 0.9, 0.85 * k + 0.7)
+        fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
+        axes = np.atleast_1d(fig.subplots(k, per_class)).reshape(k, per_class)
+        for r, c in enumerate(classes):
+            idx = np.flatnonzero(labels == c)[:per_class]
+            for col in range(per_class):
+                ax = axes[r, col]
+                _blank(ax)
+                if col < len(idx):
+                    ax.imshow(imgs[idx[col]], cmap=IMAGE_CMAP, interpolation="nearest")
+            axes[r, 0].set_ylabel(str(c), rotation=0, fontsize=13, fontweight="bold",
+                                  color=DIGIT_COLORS[int(c) % 10], labelpad=12, va="center")
+        fig.suptitle(title)
+        return _finish(fig, path)
+
+
+def plot_first_layer_weights(weights: Any, path: str | Path | None = None, *, n_units: int = 64,
+                             columns: int = 8,
+                             title: str = "First-layer weights, one image per hidden unit") -> bytes:
+    """The first ``n_units`` columns of a ``(784, units)`` weight matrix as 28x28 images.
+
+    Each unit has its own symmetric colour scale (red positive, blue negative, white
+    zero), so the pattern a unit responds to is visible whatever its magnitude. PNG of
+    ``100 * 1.2 * columns`` by ``100 * (1.3 * rows + 0.7)`` pixels (960 x 1110 for 64).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2:
+        raise ValueError(f"expected a (pixels, units) weight matrix, got shape {w.shape}")
+    n = min(n_units, w.shape[1])
+    units = _as_images(w[:, :n].T)
+    rows = max(1, math.ceil(n / columns))
+    with _style():
+        fig = _figure(1.2 * columns, 1.3 * rows + 0.7)
+        axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(rows, columns)
+        for i, ax in enumerate(axes.flat):
+            _blank(ax)
+            if i < n:
+                vmax = float(np.abs(units[i]).max()) or 1.0
+                ax.imshow(units[i], cmap=WEIGHT_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
+                ax.set_title(f"unit {i}", fontsize=8, pad=2)
+        shown = f"first {n} of {w.shape[1]}" if n < w.shape[1] else f"all {n}"
+        fig.suptitle(f"{title} ({shown})")
+        fig.supxlabel("red: positive weight, blue: negative, white: zero; each unit on its own scale",
+                      fontsize=9, color=PALETTE["muted"])
+        return _finish(fig, path)
+
+
+def plot_precision_recall(precision: Sequence[float], recall: Sequence[float],
+                          class_names: Sequence[str], path: str | Path | None = None, *,
+                          title: str = "Precision and recall per class (test set)") -> bytes:
+    """Grouped bars of per-class precision and recall, each labelled with its value.
+
+    The value axis starts just below the lowest bar so that differences between
+    good classes are visible. PNG of ``100 * max(6, 0.85 k + 2)`` by 450 pixels.
+    """
+    p = np.asarray(precision, dtype=np.float64)
+    r = np.asarray(recall, dtype=np.float64)
+    k = len(class_names)
+    if p.shape != (k,) or r.shape != (k,):
+        raise ValueError(f"precision {p.shape} and recall {r.shape} must have {k} values")
+    low = float(min(p.min(initial=1.0), r.min(initial=1.0)))
+    bottom = max(0.0, math.floor((low - 0.02) * 20) / 20)
+    headroom = (1.0 - bottom) * 0.16
+    x = np.arange(k)
+    width = 0.4
+    with _style():
+        fig = _figure(max(6.0, 0.85 * k + 2.0), 4.5)
+        ax = fig.subplots()
+        for offset, values, name, color in ((-width / 2, p, "precision", PALETTE["train"]),
+                                            (width / 2, r, "recall", PALETTE["valid"])):
+            bars = ax.bar(x + offset, values - bottom, width, bottom=bottom, color=color, label=name)
+            ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], rotation=90, padding=2, fontsize=7.5)
+        ax.set_xticks(x, class_names)
+        ax.set_xlabel("digit")
+        ax.set_ylabel("score")
+        ax.set_ylim(bottom, 1.0 + headroom)
+        ax.set_yticks([t for t in ax.get_yticks() if bottom - 1e-9 <= t <= 1.0 + 1e-9])
+        ax.grid(True, axis="y")
+        ax.set_axisbelow(True)
+        fig.legend(loc="outside lower center", ncols=2)
+        fig.suptitle(title)
+        return _finish(fig, path)
+
+
+def plot_validation_curves(runs: Sequence[tuple[str, Mapping[str, Any]]],
+                           path: str | Path | None = None, *,
+                           title: str = "Validation curves") -> bytes:
+    """Overlay several runs' validation accuracy (left) and loss (right) per epoch.
+
+    ``runs`` is ``[(name, history), ...]`` with histories as in :func:`plot_history`. A
+    run without a validation set shows its training curves, dashed, marked "(training)".
+    PNG of 1100 by ``100 * (4.4 + 0.25 * ceil(len(runs) / 2))`` pixels.
+    """
+    if not runs:
+        raise ValueError("no runs to compare")
+    legend_rows = math.ceil(len(runs) / 2)
+    with _style():
+        fig = _figure(11, 4.4 + 0.25 * legend_rows)
+        ax_acc, ax_loss = fig.subplots(1, 2)
+        for i, (name, history) in enumerate(runs):
+            color = DIGIT_COLORS[i % len(DIGIT_COLORS)]
+            acc = _finite(history.get("val_accuracy")) * 100
+            loss = _finite(history.get("val_loss"))
+            style, label = "-", name
+            if not _has_values(acc):
+                acc = _finite(history.get("train_accuracy")) * 100
+                loss = _finite(history.get("loss"))
+                style, label = "--", f"{name} (training)"
+            epochs = (_finite(history.get("epoch")) if history.get("epoch")
+                      else np.arange(1, len(acc) + 1))
+            ls = style if i < len(DIGIT_COLORS) else ":"
+            marker = "o" if len(epochs) <= 30 else None
+            ax_acc.plot(epochs[:len(acc)], acc, ls=ls, color=color, marker=marker, ms=3.5, lw=1.8,
+                        label=label)
+            ax_loss.plot(epochs[:len(loss)], loss, ls=ls, color=color, marker=marker, ms=3.5, lw=1.8)
+        ax_acc.set_title("Validation accuracy per epoch")
+        ax_acc.set_ylabel("accuracy")
+        ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+        ax_loss.set_title("Validation loss per epoch")
+        ax_loss.set_ylabel("loss")
+        for ax in (ax_acc, ax_loss):
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True)
+        fig.legend(loc="outside lower center", ncols=min(2, len(runs)))
+        fig.suptitle(title)
+        return _finish(fig, path)
