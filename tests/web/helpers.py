@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import re
@@ -77,8 +78,10 @@ def shapes_classifier(seed: int = 0):
     return est.fit(x, y).classifier_
 
 
+@functools.lru_cache(maxsize=2)
 def mnist_classifier(data_dir: str | Path, epochs: int = 2, seed: int = 0):
-    """A 784-128-10 network trained for a couple of seconds on the real MNIST."""
+    """A 784-128-10 network trained for a couple of seconds on the real MNIST (once per
+    test session; callers only read it)."""
     from digitnet.classifier import MLPClassifier
     from digitnet.data import load_mnist
 
