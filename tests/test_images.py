@@ -70,6 +70,16 @@ def test_fully_transparent_image_has_no_ink():
         decode(encode(Image.new("RGBA", (50, 50), (0, 0, 0, 0))))
 
 
+def test_photos_are_turned_upright_by_their_exif_orientation():
+    upright = draw("seven", size=(200, 300))  # top bar on row 45, x 60-140
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # the camera kept it on its side
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation 6: turn 90 degrees clockwise to view
+    gray = decode(encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
+    assert gray.shape == (300, 200)
+    assert gray[45, 70] < 40 and gray[254, 130] > 215  # the bar on top, not upside down
+
+
 def test_sixteen_bit_grayscale_is_scaled():
     arr = np.full((60, 60), 65535, np.uint16)
     arr[10:50, 28:32] = 0
@@ -90,6 +100,8 @@ def test_unreadable_bytes(data, message):
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         decode(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="is a directory"):
+        decode(tmp_path)
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(ImageError, match="empty"):
         decode(tmp_path / "empty.png")

@@ -76,6 +76,8 @@ def _open(source: bytes | str | Path, formats: Sequence[str] | None):
         fp = io.BytesIO(bytes(source))
     else:
         fp = Path(source)
+        if fp.is_dir():
+            raise ImageError(f"{fp}: is a directory, not an image file")
         if not fp.is_file():
             raise ImageError(f"{fp}: no such file")
         if fp.stat().st_size == 0:
