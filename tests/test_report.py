@@ -230,6 +230,8 @@ def test_compare_tabulates_and_writes_the_figure(run, tiny, tmp_path, capsys, mo
     assert main(["compare", str(run), str(second), "--out", str(tmp_path / "figs"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["run"] for r in data["runs"]] == ["ten", "second"]
+    assert data["runs"][0]["hidden"] == [24, 12] and data["runs"][1]["lr"] == 0.05
+    assert data["runs"][1]["test acc"] == metrics["test_accuracy"]
     assert (tmp_path / "figs" / "compare.png").is_file()
     assert report.compare_output_path(tmp_path / "c.png") == tmp_path / "c.png"
 

@@ -356,7 +356,7 @@ def plot_precision_recall(precision: Sequence[float], recall: Sequence[float],
     """Grouped bars of per-class precision and recall, each labelled with its value.
 
     The value axis starts just below the lowest bar so that differences between
-    good classes are visible. PNG of ``100 * max(6, 0.85 k + 2)`` by 450 pixels.
+    good classes are visible. PNG of ``100 * max(5, 0.85 k + 2)`` by 450 pixels.
     """
     p = np.asarray(precision, dtype=np.float64)
     r = np.asarray(recall, dtype=np.float64)
@@ -369,7 +369,7 @@ def plot_precision_recall(precision: Sequence[float], recall: Sequence[float],
     x = np.arange(k)
     width = 0.4
     with _style():
-        fig = _figure(max(6.0, 0.85 * k + 2.0), 4.5)
+        fig = _figure(max(5.0, 0.85 * k + 2.0), 4.5)
         ax = fig.subplots()
         for offset, values, name, color in ((-width / 2, p, "precision", PALETTE["train"]),
                                             (width / 2, r, "recall", PALETTE["valid"])):

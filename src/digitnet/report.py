@@ -297,6 +297,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _acc(value: float) -> str:
+    """An accuracy (or other 0-1 score) to four decimals; "n/a" for NaN."""
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
 def _last_finite(values: Sequence[float]) -> float:
     finite = [v for v in values if _is_number(v) and math.isfinite(v)]
     return float(finite[-1]) if finite else float("nan")
@@ -317,10 +322,10 @@ def metrics_rows(metrics: Mapping[str, Any], recomputed: float | None = None) ->
         ("best validation epoch", _fmt(h.get("best_epoch"))),
         ("stopped early", _fmt(h.get("stopped_early", False))),
         ("final training loss", _fmt(_last_finite(h["loss"]))),
-        ("final training accuracy", _fmt(_last_finite(h["train_accuracy"]))),
+        ("final training accuracy", _acc(_last_finite(h["train_accuracy"]))),
         ("final validation loss", _fmt(_last_finite(h["val_loss"]))),
-        ("final validation accuracy", _fmt(_last_finite(h["val_accuracy"]))),
-        ("best validation accuracy", _fmt(max(val_acc) if val_acc else float("nan"))),
+        ("final validation accuracy", _acc(_last_finite(h["val_accuracy"]))),
+        ("best validation accuracy", _acc(max(val_acc) if val_acc else float("nan"))),
     ]
     if "train_seconds" in metrics:
         rows.append(("training time (s)", f"{metrics['train_seconds']:.1f}"))
@@ -513,35 +518,56 @@ COMPARE_COLUMNS = ("run", "hidden", "activation", "optimizer", "lr", "epochs", "
                    "final val acc", "best val acc", "test acc", "train s")
 
 
-def compare_rows(runs: Sequence[Run]) -> list[dict[str, str]]:
-    """One row of settings and final metrics per run (strings, for a table)."""
+def compare_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row of settings and final metrics per run, as JSON-able values (None: unknown).
+
+    Keys: :data:`COMPARE_COLUMNS` (``"hidden"`` is a list of sizes, accuracies are
+    fractions, ``"train s"`` seconds).
+    """
+    def number(value: Any) -> float | None:
+        return float(value) if _is_number(value) and math.isfinite(value) else None
+
     rows = []
     for run in runs:
         c, m, h = run.config, run.metrics, run.metrics["history"]
         val = [v for v in h["val_accuracy"] if math.isfinite(v)]
         rows.append({
             "run": run.name,
-            "hidden": _fmt(c.get("hidden")).replace(", ", "-") if "hidden" in c else "?",
-            "activation": _fmt(c.get("activation", "?")),
-            "optimizer": _fmt(c.get("optimizer", "?")),
-            "lr": f"{c['lr']:g}" if _is_number(c.get("lr")) else _fmt(c.get("lr", "?")),
-            "epochs": str(m["epochs"]),
-            "best epoch": _fmt(h.get("best_epoch")),
-            "final val acc": _fmt(_last_finite(h["val_accuracy"])),
-            "best val acc": _fmt(max(val) if val else float("nan")),
-            "test acc": f"{m['test_accuracy']:.4f}",
-            "train s": f"{m['train_seconds']:.1f}" if _is_number(m.get("train_seconds")) else "n/a",
+            "hidden": c.get("hidden"),
+            "activation": c.get("activation"),
+            "optimizer": c.get("optimizer"),
+            "lr": number(c.get("lr")),
+            "epochs": m["epochs"],
+            "best epoch": h.get("best_epoch"),
+            "final val acc": number(_last_finite(h["val_accuracy"])),
+            "best val acc": max(val) if val else None,
+            "test acc": float(m["test_accuracy"]),
+            "train s": number(m.get("train_seconds")),
         })
     return rows
 
 
-def format_table(rows: Sequence[Mapping[str, str]], columns: Sequence[str] = COMPARE_COLUMNS) -> str:
-    """A plain-text table with aligned columns."""
-    widths = [max(len(col), *(len(r[col]) for r in rows)) for col in columns]
-    line = "  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    for r in rows:
-        out.append("  ".join(r[col].ljust(w) for col, w in zip(columns, widths, strict=True)))
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if column == "hidden" and isinstance(value, list):
+        return "-".join(str(v) for v in value) if value else "none"
+    if column.endswith("acc"):
+        return f"{value:.4f}"
+    if column == "lr":
+        return f"{value:g}"
+    if column == "train s":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COMPARE_COLUMNS) -> str:
+    """A plain-text table with aligned columns of :func:`compare_rows`."""
+    cells = [[_cell(col, r.get(col)) for col in columns] for r in rows]
+    widths = [max(len(col), *(len(row[i]) for row in cells)) for i, col in enumerate(columns)]
+    out = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(line.rstrip() for line in out)
 
 
@@ -555,7 +581,7 @@ def compare_output_path(out: str | Path | None) -> Path:
 
 
 def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None
-                 ) -> tuple[list[dict[str, str]], Path]:
+                 ) -> tuple[list[dict[str, Any]], Path]:
     """Overlay the validation curves of ``run_dirs`` into one PNG; return table rows and its path."""
     if not run_dirs:
         raise ReportError("give at least one run directory to compare")
