@@ -119,9 +119,9 @@ class Linear(Layer):
         x = self._x
         if x is None:
             raise RuntimeError("Linear.backward called before forward")
-        np.matmul(x.T, grad_out, out=self.grads["weight"])
+        np.matmul(x.T, grad_out, out=self.grads["weight"])  # x.T is a view: BLAS reads it transposed
         if self.use_bias:
-            np.sum(grad_out, axis=0, out=self.grads["bias"])
+            np.add.reduce(grad_out, axis=0, out=self.grads["bias"])  # one sum over the batch
         if not need_input_grad:
             return None
         grad_in = self._buffer("grad_in", x.shape, self.dtype)

@@ -46,13 +46,6 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
-def _log_softmax(z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``log softmax(z)`` row-wise via log-sum-exp: finite for any finite ``z``."""
-    np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-    out -= np.log(np.exp(out).sum(axis=1, keepdims=True))
-    return out
-
-
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise probabilities from logits ``(n, k)``; stable for any finite input."""
     e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -68,8 +61,11 @@ class SoftmaxCrossEntropy(Loss):
     """Mean cross-entropy of ``softmax(logits)`` against the targets.
 
     Targets are integer labels ``(n,)`` or a probability matrix ``(n, k)``
-    (one-hot or smoothed). With ``p = softmax(z)`` the gradient is simply
-    ``(p - y) / n``: no division by a probability, so it cannot blow up.
+    (one-hot or smoothed). With ``s = z - max(z)`` (row-wise) and
+    ``p = softmax(z) = exp(s) / sum(exp(s))``, the loss of a row with label ``c`` is
+    ``log(sum(exp(s))) - s_c`` and the gradient is simply ``(p - y) / n``: no
+    division by a probability, so it cannot blow up. ``forward`` keeps ``p``, so
+    ``backward`` is one scaled copy and a scatter, with no further exp or log.
     """
 
     name = "cross_entropy"
@@ -78,28 +74,35 @@ class SoftmaxCrossEntropy(Loss):
         if outputs.ndim != 2:
             raise ValueError(f"cross-entropy expects logits (n, k), got shape {outputs.shape}")
         n = outputs.shape[0]
-        logp = _log_softmax(outputs, self._scratch("logp", outputs))
+        if targets.ndim == 1 and targets.shape[0] != n:
+            raise ValueError(f"{n} outputs but {targets.shape[0]} labels")
+        if targets.ndim != 1 and targets.shape != outputs.shape:
+            raise ValueError(f"targets {targets.shape} do not match outputs {outputs.shape}")
+        shifted = self._scratch("shifted", outputs)
+        np.subtract(outputs, np.maximum.reduce(outputs, axis=1, keepdims=True), out=shifted)
+        probs = self._scratch("probs", outputs)
+        np.exp(shifted, out=probs)
+        sums = np.add.reduce(probs, axis=1, keepdims=True)  # (n, 1), each >= 1
+        probs /= sums
+        log_sums = np.log(sums)
         if targets.ndim == 1:
-            if targets.shape[0] != n:
-                raise ValueError(f"{n} outputs but {targets.shape[0]} labels")
-            picked = logp[np.arange(n), targets]
-            value = -float(picked.sum(dtype=np.float64)) / n
+            per_row = np.subtract(log_sums[:, 0], shifted[self._rows(n), targets])  # -log p_c
+            value = float(np.add.reduce(per_row, dtype=np.float64)) / n
         else:
-            if targets.shape != outputs.shape:
-                raise ValueError(f"targets {targets.shape} do not match outputs {outputs.shape}")
-            value = -float(np.sum(targets * logp, dtype=np.float64)) / n
-        self._logp, self._targets = logp, targets
+            shifted -= log_sums  # log-probabilities
+            value = -float(np.sum(targets * shifted, dtype=np.float64)) / n
+        self._probs, self._targets = probs, targets
         return value
 
     def backward(self) -> np.ndarray:
-        grad = self._scratch("grad", self._logp)
-        np.exp(self._logp, out=grad)
-        n = grad.shape[0]
+        probs, n = self._probs, self._probs.shape[0]
+        grad = self._scratch("grad", probs)
         if self._targets.ndim == 1:
-            grad[np.arange(n), self._targets] -= 1.0
+            np.multiply(probs, 1.0 / n, out=grad)
+            grad[self._rows(n), self._targets] -= 1.0 / n
         else:
-            grad -= self._targets
-        grad *= 1.0 / n
+            np.subtract(probs, self._targets, out=grad)
+            grad *= 1.0 / n
         return grad
 
     def link(self, outputs: np.ndarray) -> np.ndarray:
@@ -107,6 +110,13 @@ class SoftmaxCrossEntropy(Loss):
 
     def predict_labels(self, outputs: np.ndarray) -> np.ndarray:
         return outputs.argmax(axis=1)
+
+    def _rows(self, n: int) -> np.ndarray:
+        """``arange(n)``, kept between steps (it indexes each row's target class)."""
+        rows = self.__dict__.get("_rows_cache")
+        if rows is None or rows.shape[0] != n:
+            rows = self._rows_cache = np.arange(n)
+        return rows
 
     def _scratch(self, key: str, like: np.ndarray) -> np.ndarray:
         bufs = self.__dict__.setdefault("_bufs", {})

@@ -1,0 +1,262 @@
+"""Training-epoch time on full MNIST: digitnet vs PyTorch CPU vs scikit-learn, side by side.
+
+    .venv/bin/python -m benchmarks.bench_epoch [--threads 2] [--quick] [--json FILE]
+
+For each case (784-128-10 at batch 32, 100, 1000; 784-512-512-10 at batch 128), three
+worker processes, each pinned to the same number of threads, train the same network
+(ReLU, float32, plain SGD lr 0.05, no momentum, no weight decay, reshuffled every epoch)
+for warm-up epochs and then timed ones; the table shows medians and ratios.
+
+* digitnet: ``digitnet.train.fit`` exactly as users call it, on the uint8 images with a
+  ``Normalizer("unit")`` scaling each batch into a reused float32 buffer; the epoch time
+  is ``History.seconds`` (the batch loop: gather, scale, forward, loss, backward, update,
+  running loss and accuracy). The same worker then times the *matrix products alone* of
+  the same epoch (same shapes, float32 slices of the pre-scaled training set, no other
+  work) and the BLAS sgemm peak, to show how close the epoch is to its floors.
+* torch: ``torch.nn.Sequential`` of ``Linear``/``ReLU``, ``CrossEntropyLoss``,
+  ``torch.optim.SGD``; images pre-loaded as one float32 tensor (already divided by 255),
+  ``randperm`` each epoch, batches by index; the loop also accumulates ``loss.item()``
+  and the number correct, as ``fit`` does.
+* sklearn: ``MLPClassifier(solver="sgd", momentum=0, alpha=0)`` on pre-scaled float32
+  images, one ``partial_fit`` call per epoch (it shuffles each call).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+from benchmarks import common
+
+MODULE = "benchmarks.bench_epoch"
+CASES: list[tuple[tuple[int, ...], int]] = [
+    ((784, 128, 10), 32),
+    ((784, 128, 10), 100),
+    ((784, 128, 10), 1000),
+    ((784, 512, 512, 10), 128),
+]
+LR = 0.05
+# targets from issue 7: digitnet / torch epoch-time ratio, by case
+TORCH_TARGETS = {((784, 128, 10), 32): 0.5, ((784, 128, 10), 100): 0.65,
+                 ((784, 512, 512, 10), 128): 0.8}
+SKLEARN_SPEEDUP_TARGET = 1.7
+FLOOR_TARGET = 1.5  # epoch / matmul-only, for 784-128-10 at batch 100 and 1000
+FLOOR_CASES = {((784, 128, 10), 100), ((784, 128, 10), 1000)}
+
+
+def epoch_flops(sizes: tuple[int, ...], n: int) -> float:
+    """FLOPs of one epoch's matrix products: forward ``x @ W``, backward ``x.T @ g`` for
+    every layer and ``g @ W.T`` for every layer but the first (its input needs none)."""
+    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    return 2.0 * n * (3 * sum(macs) - macs[0])
+
+
+# -- workers -----------------------------------------------------------------------------------
+def worker_digitnet(sizes: tuple[int, ...], batch: int, warmup: int, epochs: int) -> dict[str, Any]:
+    from digitnet.data.scaling import Normalizer
+    from digitnet.nn import SGD, SoftmaxCrossEntropy, mlp
+    from digitnet.train import fit
+
+    x, y, _, _ = common.load_mnist_arrays()
+    norm = Normalizer("unit").fit(x)
+    model = mlp(list(sizes), rng=0)
+    history = fit(model, SoftmaxCrossEntropy(), SGD(LR), x, y, epochs=warmup + epochs,
+                  batch_size=batch, preprocess=norm, progress=False, seed=0)
+    seconds = history.seconds[warmup:]
+    floor = matmul_only(sizes, batch, norm.transform(x), warmup=1, repeats=max(3, epochs))
+    return {"side": "digitnet", "epoch_s": common.median(seconds), "epochs_s": seconds,
+            "train_accuracy_last": history.train_accuracy[-1],
+            "matmul_only_s": common.median(floor), "matmul_only_all_s": floor,
+            "sgemm_peak_gflops": common.sgemm_peak(),
+            "blas": common.blas_threads(), "peak_rss_mb": common.peak_rss_mb()}
+
+
+def matmul_only(sizes: tuple[int, ...], batch: int, xf: np.ndarray, *, warmup: int,
+                repeats: int) -> list[float]:
+    """Seconds per epoch of just the matrix products a training epoch does, with the same
+    shapes and preallocated outputs: nothing else (no activation, loss, update, gather)."""
+    rng = np.random.default_rng(0)
+    n = len(xf)
+    weights = [(rng.standard_normal((a, b), dtype=np.float32) * 0.05) for a, b in
+               zip(sizes[:-1], sizes[1:], strict=True)]
+    grads = [np.empty_like(w) for w in weights]
+
+    def buffers(m: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        acts = [np.empty((m, w.shape[1]), dtype=np.float32) for w in weights]
+        deltas = [rng.standard_normal((m, w.shape[1]), dtype=np.float32) for w in weights]
+        return acts, deltas
+
+    per_size = {m: buffers(m) for m in {batch, n % batch or batch}}
+
+    def epoch() -> None:
+        for start in range(0, n, batch):
+            xb = xf[start : start + batch]
+            acts, deltas = per_size[len(xb)]
+            inp = xb
+            for w, a in zip(weights, acts, strict=True):  # forward
+                np.matmul(inp, w, out=a)
+                inp = a
+            for i in range(len(weights) - 1, -1, -1):  # backward
+                below = acts[i - 1] if i else xb
+                np.matmul(below.T, deltas[i], out=grads[i])
+                if i:
+                    np.matmul(deltas[i], weights[i].T, out=deltas[i - 1])
+
+    return common.repeat_timed(epoch, warmup=warmup, repeats=repeats)
+
+
+def worker_torch(sizes: tuple[int, ...], batch: int, warmup: int, epochs: int, threads: int
+                 ) -> dict[str, Any]:
+    torch = common.torch_threads(threads)
+    x, y, _, _ = common.load_mnist_arrays()
+    xt = torch.from_numpy(x.astype(np.float32) / np.float32(255.0))
+    yt = torch.from_numpy(y)
+    torch.manual_seed(0)
+    layers: list[Any] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(0)
+    n = len(xt)
+    acc: list[float] = []
+
+    def epoch() -> None:
+        perm = torch.randperm(n, generator=gen)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, batch):
+            idx = perm[start : start + batch]
+            xb, yb = xt[idx], yt[idx]
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((out.argmax(1) == yb).sum().item())
+        acc.append(correct / n)
+
+    seconds = common.repeat_timed(epoch, warmup=warmup, repeats=epochs)
+    return {"side": "torch", "epoch_s": common.median(seconds), "epochs_s": seconds,
+            "train_accuracy_last": acc[-1], "torch_threads": torch.get_num_threads(),
+            "blas": common.blas_threads()}
+
+
+def worker_sklearn(sizes: tuple[int, ...], batch: int, warmup: int, epochs: int) -> dict[str, Any]:
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    x, y, _, _ = common.load_mnist_arrays()
+    xf = x.astype(np.float32) / np.float32(255.0)
+    clf = MLPClassifier(hidden_layer_sizes=sizes[1:-1], activation="relu", solver="sgd",
+                        batch_size=batch, learning_rate_init=LR, momentum=0.0,
+                        nesterovs_momentum=False, alpha=0.0, shuffle=True, random_state=0)
+    classes = np.arange(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seconds = common.repeat_timed(lambda: clf.partial_fit(xf, y, classes=classes),
+                                      warmup=warmup, repeats=epochs)
+    return {"side": "sklearn", "epoch_s": common.median(seconds), "epochs_s": seconds,
+            "train_accuracy_last": float(clf.score(xf[:10000], y[:10000])),
+            "coef_dtype": str(clf.coefs_[0].dtype), "blas": common.blas_threads()}
+
+
+def worker_main(argv: list[str]) -> None:
+    parser = common.base_parser("bench_epoch worker")
+    parser.add_argument("--worker", required=True, choices=["digitnet", "torch", "sklearn"])
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args(argv)
+    common.pin_threads(args.threads)
+    sizes = tuple(int(s) for s in args.arch.split("-"))
+    if args.worker == "digitnet":
+        result = worker_digitnet(sizes, args.batch, args.warmup, args.epochs)
+    elif args.worker == "torch":
+        result = worker_torch(sizes, args.batch, args.warmup, args.epochs, args.threads)
+    else:
+        result = worker_sklearn(sizes, args.batch, args.warmup, args.epochs)
+    common.emit(result)
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+def run(threads: int = common.DEFAULT_THREADS, quick: bool = False, log: Any = print) -> dict[str, Any]:
+    """Run every case on every side; returns the JSON-able results."""
+    epochs, sk_epochs = (2, 1) if quick else (5, 3)
+    rows = []
+    for sizes, batch in CASES:
+        arch = "-".join(map(str, sizes))
+        base = ["--worker", "", "--arch", arch, "--batch", str(batch), "--warmup", "1"]
+        res: dict[str, Any] = {"arch": arch, "batch": batch,
+                               "flops": epoch_flops(sizes, 60000)}
+        for side, n_ep in (("digitnet", epochs), ("torch", epochs), ("sklearn", sk_epochs)):
+            base[1] = side
+            log(f"  epoch {arch} batch {batch}: {side} ...", flush=True)
+            res[side] = common.run_worker(MODULE, [*base, "--epochs", str(n_ep)], threads)
+        d, t, s = (res[k]["epoch_s"] for k in ("digitnet", "torch", "sklearn"))
+        res["ratio_vs_torch"] = d / t
+        res["torch_target"] = TORCH_TARGETS.get((sizes, batch))
+        res["speedup_vs_sklearn"] = s / d
+        res["floor_ratio"] = d / res["digitnet"]["matmul_only_s"]
+        peak = res["digitnet"]["sgemm_peak_gflops"]
+        res["flop_floor_s"] = res["flops"] / (peak * 1e9)
+        res["flop_floor_share"] = res["flop_floor_s"] / d
+        res["floor_target"] = FLOOR_TARGET if (sizes, batch) in FLOOR_CASES else None
+        res["met"] = {
+            "vs_torch": None if res["torch_target"] is None else res["ratio_vs_torch"] <= res["torch_target"],
+            "vs_sklearn": res["speedup_vs_sklearn"] >= SKLEARN_SPEEDUP_TARGET,
+            "vs_matmul_only": None if res["floor_target"] is None else res["floor_ratio"] <= FLOOR_TARGET,
+        }
+        rows.append(res)
+    return {"benchmark": "epoch", "threads": threads, "quick": quick, "epochs_timed": epochs,
+            "sklearn_epochs_timed": sk_epochs, "cases": rows}
+
+
+def render(result: dict[str, Any]) -> str:
+    """Markdown: one row per case."""
+    headers = ["arch", "batch", "digitnet s", "torch s", "ratio (target)", "sklearn s",
+               "sklearn/digitnet (≥1.7)", "matmul-only s", "epoch/matmul (target)",
+               "FLOP-floor share"]
+    rows = []
+    for r in result["cases"]:
+        tt = r["torch_target"]
+        ft = r["floor_target"]
+        rows.append([
+            r["arch"], r["batch"], r["digitnet"]["epoch_s"], r["torch"]["epoch_s"],
+            f"{r['ratio_vs_torch']:.2f}" + (f" (≤{tt}) {_mark(r['met']['vs_torch'])}" if tt else ""),
+            r["sklearn"]["epoch_s"],
+            f"{r['speedup_vs_sklearn']:.2f}× {_mark(r['met']['vs_sklearn'])}",
+            r["digitnet"]["matmul_only_s"],
+            f"{r['floor_ratio']:.2f}" + (f" (≤{ft}) {_mark(r['met']['vs_matmul_only'])}" if ft else ""),
+            f"{100 * r['flop_floor_share']:.0f}% of {r['digitnet']['sgemm_peak_gflops']:.0f} GFLOP/s",
+        ])
+    return common.table(headers, rows)
+
+
+def _mark(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--worker" in argv:
+        worker_main(argv)
+        return
+    args = common.base_parser(__doc__.splitlines()[0]).parse_args(argv)
+    result = run(args.threads, args.quick)
+    print(render(result))
+    print(json.dumps(result))
+    if args.json:
+        common.write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()

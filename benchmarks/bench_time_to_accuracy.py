@@ -1,0 +1,208 @@
+"""Time to 98.0% test accuracy with the default recipe: digitnet vs the same recipe in PyTorch.
+
+    .venv/bin/python -m benchmarks.bench_time_to_accuracy [--threads 2] [--quick] [--json FILE]
+
+The default recipe (``digitnet.experiment.TrainConfig()``): 784-256-10 ReLU, He-normal
+weights and zero biases, Adam (lr 0.002, betas 0.9/0.999, eps 1e-8) with a per-epoch
+cosine schedule over 10 epochs, batch 128, shuffled every epoch, trained on the 55,000
+images left after the stratified 5,000-image validation split (seed 0).
+
+Both sides train for up to 10 epochs and are scored on the 10,000 test images after each
+epoch, outside the timed region. The time to target is the training-loop time (summed
+per-epoch seconds: gather, scale, forward, backward, update) up to the end of the first
+epoch whose test accuracy is >= 98.0%. digitnet runs ``fit`` exactly as ``digitnet
+train`` does (uint8 images scaled per batch; its per-epoch validation pass is excluded
+from the time, as torch has none). torch runs a plain loop over pre-loaded float32
+tensors with ``torch.optim.Adam`` (default implementation) and a ``LambdaLR`` cosine
+factor. Before timing, each side trains a throw-away copy of the network for 100 steps
+(first touch of memory, BLAS buffers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks import common
+
+MODULE = "benchmarks.bench_time_to_accuracy"
+TARGET_ACCURACY = 0.98
+TARGET_SECONDS = 12.0
+WARMUP_STEPS = 100
+
+
+def _recipe_data() -> tuple[Any, ...]:
+    from digitnet.data.datasets import load_mnist
+    from digitnet.experiment import TrainConfig, prepare_data
+
+    config = TrainConfig()
+    ds = load_mnist(common.data_dir(), progress=False, verify=False)
+    return config, *prepare_data(config, ds)
+
+
+def _time_to_target(seconds: list[float], accuracy: list[float]) -> tuple[float | None, int | None]:
+    total = 0.0
+    for epoch, (s, acc) in enumerate(zip(seconds, accuracy, strict=True), start=1):
+        total += s
+        if acc >= TARGET_ACCURACY:
+            return total, epoch
+    return None, None
+
+
+def worker_digitnet(epochs: int | None) -> dict[str, Any]:
+    from digitnet.data.scaling import Normalizer
+    from digitnet.train import evaluate, fit
+
+    config, x, y, xv, yv, xt, yt = _recipe_data()
+    estimator = config.estimator(verbose=False)
+    norm = Normalizer(config.normalization).fit(x)
+    # warm-up: a throw-away network, same shapes, 100 steps
+    model, loss, opt = estimator.build(x.shape[1], 10)
+    fit(model, loss, opt, x[: WARMUP_STEPS * config.batch_size], y[: WARMUP_STEPS * config.batch_size],
+        epochs=1, batch_size=config.batch_size, preprocess=norm, progress=False)
+
+    model, loss, opt = estimator.build(x.shape[1], 10)
+    test_acc: list[float] = []
+
+    def score(epoch: int, history: Any) -> None:
+        test_acc.append(evaluate(model, loss, xt, yt, preprocess=norm)[1])
+
+    t0 = time.perf_counter()
+    history = fit(model, loss, opt, x, y, epochs=epochs or config.epochs, batch_size=config.batch_size,
+                  preprocess=norm, validation_data=(xv, yv), seed=config.seed, progress=False,
+                  on_epoch_end=score)
+    wall = time.perf_counter() - t0
+    reach, epoch = _time_to_target(history.seconds, test_acc)
+    return {"side": "digitnet", "epoch_s": history.seconds, "test_accuracy": test_acc,
+            "time_to_target_s": reach, "epoch_reached": epoch, "train_s": sum(history.seconds),
+            "wall_with_validation_and_scoring_s": wall, "final_test_accuracy": test_acc[-1],
+            "n_train": len(x)}
+
+
+def worker_torch(epochs: int | None, threads: int) -> dict[str, Any]:
+    torch = common.torch_threads(threads)
+    config, x, y, _, _, xt, yt = _recipe_data()
+    n_epochs = epochs or config.epochs
+    scale = np.float32(1 / 255)
+    xtr = torch.from_numpy(x.astype(np.float32) * scale)
+    ytr = torch.from_numpy(y)
+    xte = torch.from_numpy(xt.astype(np.float32) * scale)
+    yte = torch.from_numpy(yt)
+    torch.manual_seed(config.seed)
+
+    def build() -> tuple[Any, Any, Any]:
+        sizes = [x.shape[1], *config.hidden, 10]
+        layers: list[Any] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            lin = torch.nn.Linear(a, b)
+            torch.nn.init.kaiming_normal_(lin.weight, mode="fan_in", nonlinearity="relu")
+            torch.nn.init.zeros_(lin.bias)
+            layers.append(lin)
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Sequential(*layers)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, config.epochs) / config.epochs)))
+        return model, opt, sched
+
+    loss_fn = torch.nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(config.seed)
+    bs = config.batch_size
+
+    def train_epoch(model: Any, opt: Any, n: int) -> None:
+        perm = torch.randperm(n, generator=gen)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, bs):
+            idx = perm[start : start + bs]
+            xb, yb = xtr[idx], ytr[idx]
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((out.argmax(1) == yb).sum().item())
+
+    warm_model, warm_opt, _ = build()
+    train_epoch(warm_model, warm_opt, WARMUP_STEPS * bs)
+
+    model, opt, sched = build()
+    seconds, test_acc = [], []
+    for _ in range(n_epochs):
+        model.train()
+        seconds.append(common.timed(lambda: train_epoch(model, opt, len(xtr))))
+        sched.step()
+        model.eval()
+        with torch.inference_mode():
+            test_acc.append(float((model(xte).argmax(1) == yte).float().mean()))
+    reach, epoch = _time_to_target(seconds, test_acc)
+    return {"side": "torch", "epoch_s": seconds, "test_accuracy": test_acc,
+            "time_to_target_s": reach, "epoch_reached": epoch, "train_s": sum(seconds),
+            "final_test_accuracy": test_acc[-1], "torch_threads": torch.get_num_threads()}
+
+
+def worker_main(argv: list[str]) -> None:
+    parser = common.base_parser("bench_time_to_accuracy worker")
+    parser.add_argument("--worker", required=True, choices=["digitnet", "torch"])
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args(argv)
+    common.pin_threads(args.threads)
+    if args.worker == "digitnet":
+        common.emit(worker_digitnet(args.epochs))
+    else:
+        common.emit(worker_torch(args.epochs, args.threads))
+
+
+def run(threads: int = common.DEFAULT_THREADS, quick: bool = False, log: Any = print) -> dict[str, Any]:
+    extra = ["--epochs", "2"] if quick else []
+    res: dict[str, Any] = {"benchmark": "time_to_accuracy", "threads": threads, "quick": quick,
+                           "target_accuracy": TARGET_ACCURACY, "target_seconds": TARGET_SECONDS}
+    for side in ("digitnet", "torch"):
+        log(f"  time to {TARGET_ACCURACY:.1%}: {side} ...", flush=True)
+        res[side] = common.run_worker(MODULE, ["--worker", side, *extra], threads)
+    d, t = res["digitnet"]["time_to_target_s"], res["torch"]["time_to_target_s"]
+    res["met"] = {
+        "within_target_seconds": d is not None and d <= TARGET_SECONDS,
+        "sooner_than_torch": d is not None and (t is None or d < t),
+    }
+    return res
+
+
+def render(result: dict[str, Any]) -> str:
+    headers = ["side", "time to 98.0% (s)", "epoch reached", "train s (all epochs)",
+               "final test acc", "test acc per epoch"]
+    rows = []
+    for side in ("digitnet", "torch"):
+        r = result[side]
+        rows.append([side, r["time_to_target_s"] if r["time_to_target_s"] is not None else "not reached",
+                     r["epoch_reached"], r["train_s"], f"{r['final_test_accuracy']:.4f}",
+                     " ".join(f"{a:.4f}" for a in r["test_accuracy"])])
+    met = result["met"]
+    within = "met" if met["within_target_seconds"] else "MISSED"
+    sooner = "met" if met["sooner_than_torch"] else "MISSED"
+    note = f"\n\ndigitnet within {TARGET_SECONDS:.0f} s: {within}; sooner than torch: {sooner}."
+
+    return common.table(headers, rows) + note
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--worker" in argv:
+        worker_main(argv)
+        return
+    args = common.base_parser(__doc__.splitlines()[0]).parse_args(argv)
+    result = run(args.threads, args.quick)
+    print(render(result))
+    print(json.dumps(result))
+    if args.json:
+        common.write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
