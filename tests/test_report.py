@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from digitnet.cli import main
+from digitnet.data import load_mnist
 from digitnet.pca import PCA
 from tests.test_cli import write_tiny_mnist
 
@@ -89,6 +90,9 @@ def test_html_tables_show_configuration_and_metrics(reported):
     assert f"<th scope=\"row\">test accuracy</th><td>{metrics['test_accuracy']:.4f}</td>" in page
     assert "<th scope=\"row\">hidden</th><td>24, 12</td>" in page
     assert "<th scope=\"row\">epochs</th><td>3</td>" in page
+    per_class = metrics["test"]["per_class"]["7"]
+    assert (f"<th scope=\"row\">7</th><td>{per_class['precision']:.4f}</td>"
+            f"<td>{per_class['recall']:.4f}</td>") in page
 
 
 def test_train_with_report_on_a_binary_model(tiny, tmp_path, capsys):
@@ -101,6 +105,11 @@ def test_train_with_report_on_a_binary_model(tiny, tmp_path, capsys):
     assert f"report: {run / 'report.html'}" in out
     page = (run / "report.html").read_text(encoding="utf-8")
     assert '"name":"digit 3"' in page and '"name":"digit 8"' in page and '"name":"digit 0"' not in page
+    # hover texts name the image's index in the whole MNIST test set, usable with predict --index
+    labels = load_mnist(tiny, progress=False).y_test
+    hovers = re.findall(r"MNIST test image (\d+): digit (\d)", page)
+    assert len(hovers) == 2 * np.isin(labels, [3, 8]).sum() > 0  # two PCA plots
+    assert all(labels[int(i)] == int(d) for i, d in hovers)
     assert plots.png_size((run / "confusion.png").read_bytes()) == (480, 420)  # 2x2
     assert plots.png_size((run / "samples.png").read_bytes())[1] == round(100 * (0.85 * 2 + 0.7))
 

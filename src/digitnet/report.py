@@ -38,7 +38,7 @@ import numpy as np
 
 from . import __version__, plots
 from .classifier import Classifier
-from .data.datasets import load_mnist, select_digits
+from .data.datasets import load_mnist
 from .metrics import classification_report
 from .pca import PCA
 
@@ -150,9 +150,10 @@ def load_run(run_dir: str | Path, *, model: bool = True) -> Run:
     return Run(path, config, metrics, clf)
 
 
-def load_test_set(clf: Classifier, data_dir: str | Path | None,
-                  config: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST test images (n, 784) uint8 and labels (n,), restricted to ``clf.classes``.
+def load_test_set(clf: Classifier, data_dir: str | Path | None, config: Mapping[str, Any] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST test images (n, 784) uint8, labels (n,) and their indices (n,) in the whole test
+    set, restricted to ``clf.classes``.
 
     The data come from ``data_dir``, else from the run's own ``data_dir`` when it still
     exists, else from :func:`load_mnist`'s usual search (``$DIGITNET_DATA``, cache, fetch).
@@ -160,12 +161,12 @@ def load_test_set(clf: Classifier, data_dir: str | Path | None,
     if data_dir is None and config and config.get("data_dir") and Path(config["data_dir"]).is_dir():
         data_dir = config["data_dir"]
     ds = load_mnist(data_dir, progress=False)
-    x, y = ds.x_test, ds.y_test
+    index = np.arange(len(ds.y_test))
     if sorted(clf.classes) != list(range(10)):
-        x, y = select_digits(x, y, clf.classes, relabel=False)
-    if len(x) == 0:
+        index = index[np.isin(ds.y_test, clf.classes)]
+    if len(index) == 0:
         raise ReportError(f"the test data has no images of the model's digits {clf.classes}")
-    return x, y
+    return ds.x_test[index], ds.y_test[index], index
 
 
 def confident_mistakes(y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray,
@@ -228,7 +229,7 @@ def pca_figure_html(proj: Projection, labels: np.ndarray, predicted: np.ndarray,
         mask = labels == c
         if not mask.any():
             continue
-        text = [f"test image {i}: digit {c}, predicted {p}"
+        text = [f"MNIST test image {i}: digit {c}, predicted {p}"
                 for i, p in zip(indices[mask], predicted[mask], strict=True)]
         fig.add_trace(go.Scatter3d(
             x=np.round(proj.coords[mask, 0], 4), y=np.round(proj.coords[mask, 1], 4),
@@ -264,6 +265,7 @@ class ReportFigure:
     anchor: str
     caption: str
     png: bytes = b""
+    extra: str = ""  # HTML shown under the image
 
 
 @dataclass
@@ -357,6 +359,16 @@ def _table(rows: Sequence[tuple[str, str]], caption: str) -> str:
     return f"<table>\n<caption>{html.escape(caption)}</caption>\n{body}\n</table>"
 
 
+def per_class_table(report: Mapping[str, Any]) -> str:
+    """HTML table of per-class precision, recall, F1 and support (a classification report)."""
+    head = "<tr><th>digit</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>"
+    body = "".join(f"<tr><th scope=\"row\">{html.escape(name)}</th><td>{s['precision']:.4f}</td>"
+                   f"<td>{s['recall']:.4f}</td><td>{s['f1']:.4f}</td><td>{s['support']:,}</td></tr>"
+                   for name, s in report["per_class"].items())
+    return (f'<table class="per-class"><caption>Per-class scores (macro F1 {report["macro_f1"]:.4f})'
+            f"</caption>{head}{body}</table>")
+
+
 def _img(fig: ReportFigure) -> str:
     width, height = plots.png_size(fig.png)
     data = base64.b64encode(fig.png).decode("ascii")
@@ -417,7 +429,7 @@ def render_html(run: Run, figures: Sequence[ReportFigure], projections_html: Seq
                  + _table(config_rows, "Configuration (config.json)") + "</div></section>")
     for fig in figures:
         parts.append(f'<section id="{fig.anchor}"><h2>{html.escape(fig.heading)}</h2>'
-                     f'<p class="caption">{html.escape(fig.caption)}</p>{_img(fig)}'
+                     f'<p class="caption">{html.escape(fig.caption)}</p>{_img(fig)}{fig.extra}'
                      f'<p class="caption">File: {html.escape(fig.filename)}</p></section>')
     parts.append('<section id="pca"><h2>3-D PCA of the test set</h2>'
                  f'<p class="caption">{html.escape(pca_caption)}</p>'
@@ -432,7 +444,7 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
     run = load_run(run_dir)
     clf = run.classifier
     assert clf is not None
-    x, y = load_test_set(clf, data_dir, run.config)
+    x, y, index = load_test_set(clf, data_dir, run.config)
     classes = [int(c) for c in clf.classes]
     names = [str(c) for c in classes]
     proba = clf.predict_proba(x)
@@ -453,22 +465,25 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
     is_hidden = len(clf.hidden_activations(x[:1])) > 0
     figures = [
         ReportFigure("history.png", "Loss and accuracy per epoch", "history",
-               "Training values are means over each epoch while the weights change; validation "
-               "values are measured on the held-out images after each epoch."),
+                     "Training values are means over each epoch while the weights change; "
+                     "validation values are measured on the held-out images after each epoch."),
         ReportFigure("confusion.png", "Confusion matrix", "confusion",
-               f"Rows: true digit; columns: predicted digit; counts over {len(x):,} test images. "
-               "Colour shows the fraction of each true digit's images."),
+                     f"Rows: true digit; columns: predicted digit; counts over {len(x):,} test "
+                     "images. Colour shows the fraction of each true digit's images."),
         ReportFigure("precision_recall.png", "Precision and recall per class", "precision-recall",
-               "Precision: of the images predicted as a digit, the fraction that are it. "
-               "Recall: of the images of a digit, the fraction found."),
+                     "Precision: of the images predicted as a digit, the fraction that are it. "
+                     "Recall: of the images of a digit, the fraction found.",
+                     extra=per_class_table(report)),
         ReportFigure("mistakes.png", "Most confidently wrong test digits", "mistakes",
-               f"{n_wrong:,} of {len(x):,} test images are misclassified; shown: the {len(wrong)} the "
-               "model was surest about, with the probability it gave its wrong answer."),
+                     f"{n_wrong:,} of {len(x):,} test images are misclassified; shown: the "
+                     f"{len(wrong)} the model was surest about, with the probability it gave its "
+                     f"wrong answer. MNIST test indices, in order: "
+                     f"{', '.join(str(int(i)) for i in index[wrong]) or 'none'}."),
         ReportFigure("samples.png", "Sample digits per class", "samples",
-               f"The first {per_class} test images of each digit."),
+                     f"The first {per_class} test images of each digit."),
         ReportFigure("weights.png", "First-layer weights", "weights",
-               f"Each image is one {'hidden' if is_hidden else 'output'} unit's "
-               "weights on the 784 input pixels, laid out as the 28x28 image they look at."),
+                     f"Each image is one {'hidden' if is_hidden else 'output'} unit's weights on "
+                     "the 784 input pixels, laid out as the 28x28 image they look at."),
     ]
     drawn = {
         "history.png": lambda p: plots.plot_history(run.metrics["history"], p),
@@ -498,7 +513,8 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
         projections.append(project(hidden, f"Last hidden layer's activations ({hidden.shape[1]} units)"))
     else:
         notes.append("This network has no hidden layer, so there is no hidden-layer PCA.")
-    pieces = [pca_figure_html(p, ys, ps, idx, classes, f"pca-{i}") for i, p in enumerate(projections)]
+    pieces = [pca_figure_html(p, ys, ps, index[idx], classes, f"pca-{i}")
+              for i, p in enumerate(projections)]
     pca_caption = (f"{len(idx):,} test images{' (a random subsample)' if len(idx) < len(x) else ''}, "
                    "projected on their first three principal components (axis titles: the share of "
                    "the variance each explains) and coloured by their true "
