@@ -292,8 +292,26 @@ def predict_images(clf, args: argparse.Namespace) -> int:
 
 
 def predict_kaggle(clf, args: argparse.Namespace) -> int:
-    """``predict MODEL --kaggle test.csv --out submission.csv`` (issue 4)."""
-    raise CommandError("Kaggle CSV prediction is not available yet")
+    """``predict MODEL --kaggle test.csv --out submission.csv`` (issue 4): one ``ImageId,Label``
+    row per test.csv row (ImageId from 1), written atomically."""
+    from .data.formats import read_kaggle_test, write_kaggle_submission
+
+    if args.out is None:
+        raise CommandError("--kaggle needs --out FILE: where to write the ImageId,Label submission")
+    out = Path(args.out)
+    if out.resolve() == Path(args.kaggle).resolve():
+        raise CommandError(f"--out {out} would overwrite the input test.csv; choose another file")
+    if not out.parent.is_dir():
+        raise CommandError(f"--out {out}: directory {out.parent} does not exist")
+    x = read_kaggle_test(args.kaggle)
+    if len(x) == 0:
+        raise CommandError(f"{args.kaggle} holds no images")
+    labels = clf.predict(x)
+    write_kaggle_submission(out, labels)
+    counts = np.bincount(labels, minlength=10)
+    print(f"wrote {len(labels)} predictions to {out} (ImageId,Label); predicted digit counts: "
+          + " ".join(f"{d}:{c}" for d, c in enumerate(counts) if c))
+    return 0
 
 
 # --------------------------------------------------------------------------- entry point
@@ -304,6 +322,7 @@ SUBCOMMANDS: list[str] = [
     "digitnet.cli:add_train_parser",
     "digitnet.cli:add_evaluate_parser",
     "digitnet.cli:add_predict_parser",
+    "digitnet.recipes.cli:add_reproduce_parser",
     "digitnet.web.cli:add_serve_parser",
     "digitnet.report_cli:add_report_parser",
     "digitnet.report_cli:add_compare_parser",

@@ -208,7 +208,8 @@ def read_keras_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
             raise FormatError(f"{path}: x_{split} must be uint8 (n, 28, 28), got {x.dtype} {x.shape}")
         if y.ndim != 1 or y.shape[0] != x.shape[0] or y.dtype.kind not in "iu":
-            raise FormatError(f"{path}: y_{split} must be {x.shape[0]} integer labels, got {y.dtype} {y.shape}")
+            raise FormatError(
+                f"{path}: y_{split} must be {x.shape[0]} integer labels, got {y.dtype} {y.shape}")
         out += [x, _labels(y, path)]
     return out[0], out[1], out[2], out[3]
 

@@ -171,8 +171,8 @@ class Result:
 
     def line(self, faithful_seconds: float | None = None) -> str:
         seed = "n/a" if self.reported is None else f"{self.reported:.2%}"
-        text = (f"{self.recipe:<15} {self.variant:<9} seed {self.metric} {seed:>7} | ours {self.accuracy:.2%} "
-                f"| {self.seconds:.1f} s")
+        text = (f"{self.recipe:<15} {self.variant:<9} seed {self.metric} {seed:>7} "
+                f"| ours {self.accuracy:.2%} | {self.seconds:.1f} s")
         if self.variant == "faithful" and self.reported is not None:
             lo, hi = self.accept
             text += f" | {'in range' if self.ok else 'OUT OF RANGE'} {lo:.2%}-{hi:.2%}"
@@ -187,9 +187,11 @@ class Result:
         text = f"reached {self.reported:.2%} after {self.target_epoch} epoch(s), {self.target_seconds:.1f} s"
         parts = []
         if self.seed_seconds:
-            parts.append(f"{self.faster(self.seed_seconds):.0f}x faster than the seed's code ({self.seed_seconds:g} s)")
+            parts.append(f"{self.faster(self.seed_seconds):.0f}x faster than the seed's code "
+                         f"({self.seed_seconds:g} s)")
         if faithful_seconds:
-            parts.append(f"{self.faster(faithful_seconds):.0f}x faster than the faithful run ({faithful_seconds:.1f} s)")
+            parts.append(f"{self.faster(faithful_seconds):.0f}x faster than the faithful run "
+                         f"({faithful_seconds:.1f} s)")
         return text + (": " + "; ".join(parts) if parts else "")
 
 
@@ -247,7 +249,8 @@ def run_recipe(recipe: Recipe | str, variant: str = "faithful", *, data_dir: str
     def report(epoch: int, h: History) -> None:
         if epoch % every == 0 or epoch == n_epochs:
             extra = f" {metric} acc {h.val_accuracy[-1]:.4f}" if watch else ""
-            log(f"  epoch {epoch}/{n_epochs}: loss {h.loss[-1]:.4f} train acc {h.train_accuracy[-1]:.4f}{extra}")
+            log(f"  epoch {epoch}/{n_epochs}: loss {h.loss[-1]:.4f} "
+                f"train acc {h.train_accuracy[-1]:.4f}{extra}")
 
     history = fit(model, loss, optimizer, data.x_train, data.y_train, epochs=n_epochs, batch_size=batch,
                   shuffle=bool(train_spec.get("shuffle", True)), seed=run_seed, progress=False,
