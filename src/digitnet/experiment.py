@@ -8,9 +8,7 @@ per-class scores). ``digitnet train`` is a thin wrapper around :func:`run_traini
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .atomic import write_bytes
 from .classifier import Classifier, MLPClassifier
 from .data.datasets import Dataset, load_mnist, select_digits, train_valid_split
 from .metrics import classification_report
@@ -80,15 +79,7 @@ def new_run_dir(base: str | Path = "runs") -> Path:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, (json.dumps(data, indent=2, allow_nan=True) + "\n").encode())
 
 
 def prepare_data(config: TrainConfig, dataset: Dataset) -> tuple[np.ndarray, ...]:

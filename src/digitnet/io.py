@@ -12,13 +12,13 @@ mid-write never leaves a half-written model behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .atomic import atomic_write
 
 FORMAT = "digitnet"
 FORMAT_VERSION = 1
@@ -37,17 +37,8 @@ def save_bundle(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.nda
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     payload = {META_KEY: np.array(json.dumps(meta))}
     payload.update({k: np.ascontiguousarray(v) for k, v in arrays.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **payload)
     return path
 
 

@@ -11,18 +11,17 @@ so a corrupt or hostile header (say, one claiming 10**12 items) fails fast with
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import math
 import os
 import struct
-import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 __all__ = ["IDXError", "read_idx", "write_idx", "idx_header", "DTYPE_CODES"]
 
@@ -183,34 +182,6 @@ def _idx_payload(array: np.ndarray) -> np.ndarray:
     dt = np.dtype(array.dtype)
     disk = DTYPE_CODES[_CODE_FOR_KIND[(dt.kind, dt.itemsize)]]
     return np.ascontiguousarray(array, dtype=disk)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[IO[bytes]]:
-    """Open a temp file next to ``path``; on success move it over ``path`` (os.replace).
-
-    On any error, including KeyboardInterrupt, the temp file is removed and ``path`` is
-    left untouched, so readers never see a partial file.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:
