@@ -10,6 +10,7 @@ formats hold the same 70,000 images.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,24 +80,41 @@ def equivalent_dir() -> Path:
     return cache_dir() / "equivalent"
 
 
+def _fingerprint(ds: Any) -> str:
+    """A short name for the IDX content, so files built from other data never mix."""
+    h = hashlib.sha256()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a[:: max(1, len(a) // 512)]).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _build_equivalent(fmt: str, data_dir: str | Path | None, log: Log) -> Path:
-    """Write the ``fmt`` file holding the MNIST images (from IDX) into equivalent_dir()."""
-    out = equivalent_dir()
+    """The ``fmt`` file holding the MNIST images (from IDX), built once under equivalent_dir().
+
+    Proportions follow the real files: mnist.pkl.gz keeps the first 5/6 of the training
+    images for training and the rest for validation (50k/10k); Kaggle's train.csv holds the
+    first 7/10 (42,000) and its test.csv the other 28,000; OpenML holds all 70,000.
+    """
+    ds = load_mnist(data_dir, progress=False)
+    out = equivalent_dir() / _fingerprint(ds)
     target = {"mnist_pkl": out / "mnist.pkl.gz", "kaggle": out / "kaggle" / "train.csv",
               "keras": out / "mnist.npz", "openml": out / "mnist_784.csv"}[fmt]
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    ds = load_mnist(data_dir, progress=False)
     log(f"building {FORMATS[fmt][1]} from the MNIST IDX files into {target} (once)")
     x, y, xt, yt = ds.x_train, ds.y_train, ds.x_test, ds.y_test
-    if fmt == "mnist_pkl":  # the classic layout: pixel/256, train = first 50k, valid = last 10k
+    if fmt == "mnist_pkl":  # the classic layout: pixel/256, train then valid
+        k = len(x) * 5 // 6
+
         def f(a: np.ndarray) -> np.ndarray:
             return a.astype(np.float32) / np.float32(256)
-        write_mnist_pkl(target, ((f(x[:50000]), y[:50000]), (f(x[50000:]), y[50000:]), (f(xt), yt)))
-    elif fmt == "kaggle":  # 42,000 labelled rows; the other 28,000 images are test.csv
-        formats.write_kaggle_test(target.parent / "test.csv", np.concatenate([x[42000:], xt]))
-        formats.write_kaggle_train(target, x[:42000], y[:42000])
+        write_mnist_pkl(target, ((f(x[:k]), y[:k]), (f(x[k:]), y[k:]), (f(xt), yt)))
+    elif fmt == "kaggle":
+        k = len(x) * 7 // 10
+        formats.write_kaggle_test(target.parent / "test.csv", np.concatenate([x[k:], xt]))
+        formats.write_kaggle_train(target, x[:k], y[:k])
     elif fmt == "keras":
         formats.write_keras_npz(target, x, y, xt, yt)
     else:  # OpenML: all 70,000, the training images first
@@ -144,6 +162,10 @@ def _split(raw: dict[str, Any], spec: dict[str, Any]) -> dict[str, tuple[np.ndar
     how = spec.get("split", "file")
     seed = spec.get("split_seed", 0)
     if how == "file":
+        if "all" in raw:  # OpenML's one table is MNIST in order: the training 6/7 first, then test
+            x, y = raw["all"]
+            k = len(x) * 6 // 7
+            return {"train": (x[:k], y[:k]), "test": (x[k:], y[k:])}
         return raw
     if how == "shuffle_head":  # shuffle the rows, the first valid_size rows are validation
         x, y = raw["train"] if "train" in raw else raw["all"]
