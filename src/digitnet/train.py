@@ -90,7 +90,8 @@ class _Batches:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
                  preprocess: Preprocess | None, dtype: np.dtype) -> None:
-        self.x, self.y, self.batch_size, self.preprocess = x, y, batch_size, preprocess
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        self.batch_size, self.preprocess = batch_size, preprocess
         self.dtype = dtype
         self._raw: dict[int, np.ndarray] = {}
         self._scaled: dict[int, np.ndarray] = {}
@@ -110,8 +111,12 @@ class _Batches:
                 xb, yb = self.x[start:stop], self.y[start:stop]
             else:
                 idx = order[start:stop]
-                xb = np.take(self.x, idx, axis=0, out=self._buf(self._raw, m, self.x, self.x.dtype))
-                yb = np.take(self.y, idx, axis=0, out=self._buf(self._labels, m, self.y, self.y.dtype))
+                # order is a permutation of range(n), so every index is valid: mode="clip"
+                # skips numpy's per-index bounds check (twice as fast as the default)
+                xb = self.x.take(idx, axis=0, mode="clip",
+                                 out=self._buf(self._raw, m, self.x, self.x.dtype))
+                yb = self.y.take(idx, axis=0, mode="clip",
+                                 out=self._buf(self._labels, m, self.y, self.y.dtype))
             if self.preprocess is not None:
                 xb = self.preprocess.transform(xb, out=self._buf(self._scaled, m, self.x, self.dtype))
             yield xb, yb
