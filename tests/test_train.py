@@ -114,3 +114,20 @@ def test_bad_arguments():
         fit(model, SoftmaxCrossEntropy(), optim.SGD(0.1), x, y[:5], progress=False)
     with pytest.raises(ValueError, match="epochs"):
         fit(model, SoftmaxCrossEntropy(), optim.SGD(0.1), x, y, epochs=0, progress=False)
+
+
+def test_shuffled_batches_cover_every_sample_once_and_scale_it():
+    from digitnet.train import _Batches
+
+    x, y = make_blobs(n=103, n_classes=3, d=20)
+    norm = Normalizer("unit").fit(x)
+    order = np.random.default_rng(5).permutation(len(x))
+    batches = _Batches(x, y, 25, norm, np.dtype(np.float32))
+    xs, ys = [], []
+    for xb, yb in batches(order):
+        assert xb.dtype == np.float32 and len(xb) == len(yb) <= 25
+        xs.append(xb.copy())
+        ys.append(yb.copy())
+    np.testing.assert_array_equal(np.concatenate(ys), y[order])
+    np.testing.assert_allclose(np.concatenate(xs), x[order] / np.float32(255), rtol=1e-6)
+    assert [len(b) for b in ys] == [25, 25, 25, 25, 3]

@@ -68,3 +68,34 @@ def test_get_by_name_and_unknown():
     assert losses.get({"name": "mse", "reduction": "sample"}).reduction == "sample"
     with pytest.raises(ValueError, match="unknown loss"):
         losses.get("hinge")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_one_hot_targets_equal_labels_and_match_softmax_gradient(dtype):
+    rng = np.random.default_rng(3)
+    z = rng.normal(scale=4.0, size=(7, 5)).astype(dtype)
+    y = rng.integers(0, 5, size=7)
+    by_label, by_prob = SoftmaxCrossEntropy(), SoftmaxCrossEntropy()
+    v1, v2 = by_label.forward(z, y), by_prob.forward(z, one_hot(y, 5, dtype=dtype))
+    g1, g2 = by_label.backward(), by_prob.backward()
+    p = losses.softmax(z.astype(np.float64))
+    expected = -np.mean(np.log(p[np.arange(7), y]))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert v1 == pytest.approx(expected, rel=tol) and v2 == pytest.approx(expected, rel=tol)
+    np.testing.assert_allclose(g1, (p - one_hot(y, 5, dtype=np.float64)) / 7, atol=tol)
+    np.testing.assert_allclose(g2, g1, atol=tol)
+    assert g1.dtype == dtype
+
+
+def test_cross_entropy_reuses_buffers_and_follows_batch_size():
+    loss = SoftmaxCrossEntropy()
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 3)).astype(np.float32)
+    loss.forward(z, np.array([0, 1, 2, 0]))
+    g = loss.backward()
+    loss.forward(z + 1.0, np.array([1, 1, 1, 1]))
+    assert loss.backward() is g  # same batch shape: the same array, rewritten
+    loss.forward(z[:2], np.array([2, 2]))
+    assert loss.backward().shape == (2, 3)  # a smaller last batch gets its own buffer
+    with pytest.raises(ValueError, match="2 outputs but 3 labels"):
+        loss.forward(z[:2], np.array([0, 1, 2]))
