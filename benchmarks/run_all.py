@@ -52,7 +52,11 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     def verdict(ok: bool | None) -> str:
         return "–" if ok is None else ("met" if ok else "MISSED")
 
-    for case in results["epoch"]["cases"]:
+    failed = [key for key, _ in SUITE if "error" in results.get(key, {"error": "not run"})]
+    for key in failed:
+        rows.append((f"benchmark `{key}`", f"did not run: {results.get(key, {}).get('error', 'not run')}",
+                     "–"))
+    for case in ([] if "epoch" in failed else results["epoch"]["cases"]):
         name = f"{case['arch']} b{case['batch']}"
         if case["torch_target"] is not None:
             rows.append((f"epoch ≤ {case['torch_target']}× torch, {name}",
@@ -67,7 +71,21 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         if case["floor_target"] is not None:
             rows.append((f"epoch ≤ 1.5× matmul-only, {name}", f"{case['floor_ratio']:.2f}×",
                          verdict(case["met"]["vs_matmul_only"])))
-    tta = results["time_to_accuracy"]
+    if "time_to_accuracy" not in failed:
+        rows += _tta_rows(results["time_to_accuracy"], verdict)
+    if "memory" not in failed:
+        mem = results["memory"]
+        rows.append(("peak RSS of a full-MNIST training run ≤ 200 MB",
+                     f"{mem['digitnet']['peak_rss_mb']:.0f} MB", verdict(mem["met"]["peak_rss"])))
+    if "inference" not in failed:
+        inf = results["inference"]
+        rows.append(("single-image prediction ≤ 100 µs",
+                     f"{inf['digitnet']['latency_us_median']:.0f} µs", verdict(inf["met"]["latency"])))
+    return rows
+
+
+def _tta_rows(tta: dict[str, Any], verdict: Any) -> list[tuple[str, str, str]]:
+    rows = []
     d, t = tta["digitnet"]["time_to_target_s"], tta["torch"]["time_to_target_s"]
     rows.append(("default recipe reaches 98.0% test in ≤ 12 s",
                  "not reached" if d is None else f"{d:.1f} s (epoch {tta['digitnet']['epoch_reached']})",
@@ -75,12 +93,6 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     torch_reach = f"torch {t:.1f} s (epoch {tta['torch']['epoch_reached']})" if t is not None else None
     rows.append(("... and sooner than the same recipe in torch", torch_reach or "torch: not reached",
                  verdict(tta["met"]["sooner_than_torch"])))
-    mem = results["memory"]
-    rows.append(("peak RSS of a full-MNIST training run ≤ 200 MB",
-                 f"{mem['digitnet']['peak_rss_mb']:.0f} MB", verdict(mem["met"]["peak_rss"])))
-    inf = results["inference"]
-    rows.append(("single-image prediction ≤ 100 µs",
-                 f"{inf['digitnet']['latency_us_median']:.0f} µs", verdict(inf["met"]["latency"])))
     return rows
 
 
@@ -127,6 +139,9 @@ def render(results: dict[str, Any], note: str = "") -> str:
     ]
     for (title, module, desc), key in zip(sections, ("epoch", "time_to_accuracy", "inference", "memory"),
                                           strict=True):
+        if "error" in results.get(key, {"error": "not run"}):
+            lines += [f"## {title}", "", f"Did not run: {results.get(key, {}).get('error', 'not run')}", ""]
+            continue
         lines += [f"## {title}", "", desc, "", module.render(results[key]), ""]
         if key == "epoch":
             lines += ["Where a digitnet epoch goes (the `fit` step with a clock read between phases; "
@@ -142,8 +157,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default="", help="a paragraph to add under the conditions")
     parser.add_argument("--only", nargs="*", choices=[k for k, _ in SUITE],
                         help="run only these benchmarks (RESULTS.md needs all four)")
+    parser.add_argument("--render", metavar="RESULTS_JSON",
+                        help="do not measure: rewrite --out from a results.json written before")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     json_path = Path(args.json) if args.json else HERE / "results.json"
+    if args.render:
+        _write_markdown(args.out, render(json.loads(Path(args.render).read_text()), args.note))
+        print(f"wrote {args.out} from {args.render}")
+        return
     t0 = time.perf_counter()
     results: dict[str, Any] = {"threads": args.threads, "quick": args.quick,
                                "environment": environment_in_worker(args.threads)}
@@ -151,7 +172,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.only and key not in args.only:
             continue
         print(f"[{time.perf_counter() - t0:6.0f} s] {key}", flush=True)
-        results[key] = module.run(args.threads, args.quick)
+        try:
+            results[key] = module.run(args.threads, args.quick)
+        except Exception as exc:  # one failing benchmark must not lose the others' figures
+            results[key] = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"}
+            print(f"  {key} FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
         print(module.render(results[key]), flush=True)
     results["suite_seconds"] = time.perf_counter() - t0
     results["load_average_1m_end"] = round(os.getloadavg()[0], 2)
@@ -160,10 +186,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     common.write_json(json_path, results)
     markdown = render(results, args.note)
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(markdown)
-    tmp.replace(args.out)
+    _write_markdown(args.out, markdown)
     print(f"\n{markdown}\nwrote {args.out} and {json_path} ({results['suite_seconds']:.0f} s)")
+
+
+def _write_markdown(path: str | Path, markdown: str) -> None:
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(markdown)
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
