@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..data.idx import atomic_write
-from .runner import Result, load_recipe, recipe_names, run_recipe
+from .runner import Result, load_recipe, recipe_names, run_recipe, times
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
@@ -107,8 +107,9 @@ def write_report(path: Path, results: list[tuple[Result, Result]], total: float,
         "",
         f"Written by `{command}` (digitnet {__version__}) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()} with {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        f"NumPy {np.__version__}; the whole run took {total / 60:.1f} minutes. Seconds are training time "
-        "only (no data loading or evaluation) and depend on the load of the machine.",
+        f"NumPy {np.__version__}; the whole run took {total / 60:.1f} minutes (load average "
+        f"{os.getloadavg()[1]:.1f} over the last 5 minutes). Seconds are training time only (no data "
+        "loading or evaluation) and depend on the load of the machine.",
         "",
         "*Faithful* trains what the seed describes, defects included; it must land within one "
         "percentage point of the seed's figure (seed-001: in the spread its own code shows over "
@@ -128,8 +129,7 @@ def write_report(path: Path, results: list[tuple[Result, Result]], total: float,
         lines.append(
             f"| {f.recipe} | {f.metric} {_pct(f.reported)} | {_pct(f.accuracy)} {'✓' if f.ok else '✗'} "
             f"| {lo:.2%}–{hi:.2%} | {f.seconds:.1f} | {_pct(i.accuracy)} {'✓' if i.ok else '✗'} "
-            f"| {i.seconds:.1f} | {reached} | {'' if vs_seed is None else f'{vs_seed:.0f}×'} "
-            f"| {'' if vs_faithful is None else f'{vs_faithful:.0f}×'} |")
+            f"| {i.seconds:.1f} | {reached} | {times(vs_seed)} | {times(vs_faithful)} |")
     lines += ["", "## What each recipe does", ""]
     for f, _ in results:
         recipe = load_recipe(f.recipe)

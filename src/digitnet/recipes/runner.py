@@ -187,12 +187,21 @@ class Result:
         text = f"reached {self.reported:.2%} after {self.target_epoch} epoch(s), {self.target_seconds:.1f} s"
         parts = []
         if self.seed_seconds:
-            parts.append(f"{self.faster(self.seed_seconds):.0f}x faster than the seed's code "
+            parts.append(f"{times(self.faster(self.seed_seconds))} than the seed's code "
                          f"({self.seed_seconds:g} s)")
         if faithful_seconds:
-            parts.append(f"{self.faster(faithful_seconds):.0f}x faster than the faithful run "
+            parts.append(f"{times(self.faster(faithful_seconds))} than the faithful run "
                          f"({faithful_seconds:.1f} s)")
         return text + (": " + "; ".join(parts) if parts else "")
+
+
+def times(ratio: float | None) -> str:
+    """``12.3`` -> ``"12x faster"``, ``1.46`` -> ``"1.5x faster"``, ``0.5`` -> ``"2.0x slower"``."""
+    if ratio is None:
+        return ""
+    if ratio >= 10:
+        return f"{ratio:.0f}x faster"
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
 
 
 def accuracy(model: Sequential, loss: Any, x: np.ndarray, y: np.ndarray) -> float:
