@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .idx import atomic_write
+from .pickled import read_mnist_pkl, write_mnist_pkl  # the fourth format, re-exported here
 
 __all__ = [
     "FormatError",
@@ -36,6 +37,8 @@ __all__ = [
     "write_keras_npz",
     "read_openml_csv",
     "write_openml_csv",
+    "read_mnist_pkl",
+    "write_mnist_pkl",
 ]
 
 N_PIXELS = 784
