@@ -356,3 +356,12 @@ def test_seed_003_improved_on_real_mnist(tmp_path: Path, monkeypatch) -> None:
     r = run_recipe("seed-003", "improved", epochs=1, log=quiet)
     assert "Keras mnist.npz" in r.note
     assert r.accuracy > 0.9 and r.ok
+
+
+def test_speedup_wording() -> None:
+    from digitnet.recipes.runner import times
+
+    assert times(154.2) == "154x faster"
+    assert times(1.46) == "1.5x faster"
+    assert times(0.5) == "2.0x slower"
+    assert times(None) == ""
