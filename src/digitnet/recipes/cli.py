@@ -100,6 +100,12 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
 
 
+def _home_relative(text: str) -> str:
+    """Show paths under the home directory as ``~/...`` (the table is committed and shared)."""
+    home = str(Path.home())
+    return text.replace(home + os.sep, "~" + os.sep) if home != os.sep else text
+
+
 def write_report(path: Path, results: list[tuple[Result, Result]], total: float, command: str) -> None:
     """Write the reproduction table (Markdown) atomically."""
     lines = [
@@ -137,13 +143,12 @@ def write_report(path: Path, results: list[tuple[Result, Result]], total: float,
             f"### {recipe.name}: {recipe.title}",
             "",
             f"- Seed reports: {recipe.seed['reports']}.",
-            f"- Data: {f.note}.",
+            f"- Data: {_home_relative(f.note)}.",
             f"- Faithful: {' '.join(recipe.faithful['notes'].split())}",
             f"- Improved: {' '.join(recipe.improved['notes'].split())}",
             "",
         ]
     lines += ["Run one recipe with `digitnet reproduce NAME` (add `--improved` for the fixed variant); "
               "the recipe files are `src/digitnet/recipes/*.toml`.", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as fh:
         fh.write("\n".join(lines).encode())
