@@ -5,14 +5,16 @@
 For each case (784-128-10 at batch 32, 100, 1000; 784-512-512-10 at batch 128), three
 worker processes, each pinned to the same number of threads, train the same network
 (ReLU, float32, plain SGD lr 0.05, no momentum, no weight decay, reshuffled every epoch)
-for warm-up epochs and then timed ones; the table shows medians and ratios.
+for a warm-up epoch and then timed ones. The sides take turns, in two rounds of fresh
+workers; the table shows the medians of all timed epochs and their ratios.
 
 * digitnet: ``digitnet.train.fit`` exactly as users call it, on the uint8 images with a
   ``Normalizer("unit")`` scaling each batch into a reused float32 buffer; the epoch time
   is ``History.seconds`` (the batch loop: gather, scale, forward, loss, backward, update,
-  running loss and accuracy). The same worker then times the *matrix products alone* of
-  the same epoch (same shapes, float32 slices of the pre-scaled training set, no other
-  work) and the BLAS sgemm peak, to show how close the epoch is to its floors.
+  running loss and accuracy). Between its training epochs the same worker times the
+  *matrix products alone* of the same epoch (same shapes, float32 slices of the pre-scaled
+  training set, no other work), so both see the same conditions; then a phase profile and
+  the BLAS sgemm peak, to show how close the epoch is to its floors.
 * torch: ``torch.nn.Sequential`` of ``Linear``/``ReLU``, ``CrossEntropyLoss``,
   ``torch.optim.SGD``; images pre-loaded as one float32 tensor (already divided by 255),
   ``randperm`` each epoch, batches by index; the loop also accumulates ``loss.item()``
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,11 +66,18 @@ def worker_digitnet(sizes: tuple[int, ...], batch: int, warmup: int, epochs: int
     x, y, _, _ = common.load_mnist_arrays()
     norm = Normalizer("unit").fit(x)
     model = mlp(list(sizes), rng=0)
-    history = fit(model, SoftmaxCrossEntropy(), SGD(LR), x, y, epochs=warmup + epochs,
-                  batch_size=batch, preprocess=norm, progress=False, seed=0)
-    seconds = history.seconds[warmup:]
+    loss, opt = SoftmaxCrossEntropy(), SGD(LR)
+    floor_epoch = matmul_only(sizes, batch, norm.transform(x))
+    fit(model, loss, opt, x, y, epochs=warmup, batch_size=batch, preprocess=norm, progress=False, seed=0)
+    floor_epoch()  # warm-up
+    # training epochs and matmul-only epochs alternate, so both see the same conditions
+    seconds, floor = [], []
+    for epoch in range(epochs):
+        history = fit(model, loss, opt, x, y, epochs=1, batch_size=batch, preprocess=norm,
+                      progress=False, seed=epoch + 1)
+        seconds.append(history.seconds[0])
+        floor.append(common.timed(floor_epoch))
     phases = phase_profile(model, x, y, batch, norm, epochs=2)
-    floor = matmul_only(sizes, batch, norm.transform(x), warmup=1, repeats=max(3, epochs))
     return {"side": "digitnet", "epoch_s": common.median(seconds), "epochs_s": seconds,
             "phases_s": phases,
             "train_accuracy_last": history.train_accuracy[-1],
@@ -126,10 +136,9 @@ def phase_profile(model: Any, x: np.ndarray, y: np.ndarray, batch: int, norm: An
     return {k: v / epochs / 1e9 for k, v in total.items()}
 
 
-def matmul_only(sizes: tuple[int, ...], batch: int, xf: np.ndarray, *, warmup: int,
-                repeats: int) -> list[float]:
-    """Seconds per epoch of just the matrix products a training epoch does, with the same
-    shapes and preallocated outputs: nothing else (no activation, loss, update, gather)."""
+def matmul_only(sizes: tuple[int, ...], batch: int, xf: np.ndarray) -> Callable[[], None]:
+    """An epoch of just the matrix products a training epoch does, with the same shapes and
+    preallocated outputs: nothing else (no activation, loss, update, gather)."""
     rng = np.random.default_rng(0)
     n = len(xf)
     weights = [(rng.standard_normal((a, b), dtype=np.float32) * 0.05) for a, b in
@@ -157,7 +166,7 @@ def matmul_only(sizes: tuple[int, ...], batch: int, xf: np.ndarray, *, warmup: i
                 if i:
                     np.matmul(deltas[i], weights[i].T, out=deltas[i - 1])
 
-    return common.repeat_timed(epoch, warmup=warmup, repeats=repeats)
+    return epoch
 
 
 def worker_torch(sizes: tuple[int, ...], batch: int, warmup: int, epochs: int, threads: int
@@ -241,18 +250,26 @@ def worker_main(argv: list[str]) -> None:
 
 # -- the benchmark -----------------------------------------------------------------------------
 def run(threads: int = common.DEFAULT_THREADS, quick: bool = False, log: Any = print) -> dict[str, Any]:
-    """Run every case on every side; returns the JSON-able results."""
-    epochs, sk_epochs = (2, 1) if quick else (5, 3)
+    """Run every case on every side; returns the JSON-able results.
+
+    The sides take turns in ``rounds`` rounds (digitnet, torch, sklearn, digitnet, ...), each
+    a fresh worker, and each side's figure is the median of its timed epochs from all
+    rounds: a slow drift in the machine's load then falls on every side alike."""
+    rounds, epochs, sk_epochs = (1, 2, 1) if quick else (2, 3, 2)
     rows = []
     for sizes, batch in CASES:
         arch = "-".join(map(str, sizes))
         base = ["--worker", "", "--arch", arch, "--batch", str(batch), "--warmup", "1"]
-        res: dict[str, Any] = {"arch": arch, "batch": batch,
+        res: dict[str, Any] = {"arch": arch, "batch": batch, "rounds": rounds,
                                "flops": epoch_flops(sizes, 60000)}
-        for side, n_ep in (("digitnet", epochs), ("torch", epochs), ("sklearn", sk_epochs)):
-            base[1] = side
-            log(f"  epoch {arch} batch {batch}: {side} ...", flush=True)
-            res[side] = common.run_worker(MODULE, [*base, "--epochs", str(n_ep)], threads)
+        for r in range(rounds):
+            for side, n_ep in (("digitnet", epochs), ("torch", epochs), ("sklearn", sk_epochs)):
+                base[1] = side
+                log(f"  epoch {arch} batch {batch}: {side} (round {r + 1}/{rounds}) ...", flush=True)
+                res.setdefault(f"{side}_rounds", []).append(
+                    common.run_worker(MODULE, [*base, "--epochs", str(n_ep)], threads))
+        for side in ("digitnet", "torch", "sklearn"):
+            res[side] = _pool(res.pop(f"{side}_rounds"))
         d, t, s = (res[k]["epoch_s"] for k in ("digitnet", "torch", "sklearn"))
         res["ratio_vs_torch"] = d / t
         res["torch_target"] = TORCH_TARGETS.get((sizes, batch))
@@ -270,8 +287,23 @@ def run(threads: int = common.DEFAULT_THREADS, quick: bool = False, log: Any = p
             "vs_matmul_only": None if res["floor_target"] is None else res["floor_ratio"] <= FLOOR_TARGET,
         }
         rows.append(res)
-    return {"benchmark": "epoch", "threads": threads, "quick": quick, "epochs_timed": epochs,
-            "sklearn_epochs_timed": sk_epochs, "cases": rows}
+    return {"benchmark": "epoch", "threads": threads, "quick": quick, "rounds": rounds,
+            "epochs_timed_per_round": epochs, "sklearn_epochs_timed_per_round": sk_epochs, "cases": rows}
+
+
+def _pool(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's results from several rounds: medians over all timed epochs (and the mean
+    phase profile); the last round's other fields."""
+    pooled = dict(rounds[-1])
+    pooled["epochs_s"] = [t for r in rounds for t in r["epochs_s"]]
+    pooled["epoch_s"] = common.median(pooled["epochs_s"])
+    if "matmul_only_all_s" in pooled:
+        pooled["matmul_only_all_s"] = [t for r in rounds for t in r["matmul_only_all_s"]]
+        pooled["matmul_only_s"] = common.median(pooled["matmul_only_all_s"])
+        pooled["sgemm_peak_gflops"] = max(r["sgemm_peak_gflops"] for r in rounds)
+        pooled["phases_s"] = {k: sum(r["phases_s"][k] for r in rounds) / len(rounds)
+                              for k in pooled["phases_s"]}
+    return pooled
 
 
 def render(result: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ Run it from the repository root on an otherwise idle machine: every figure is a
 wall-clock time and other processes on the same cores distort them (two-thread BLAS
 timing in particular). Each side of each comparison runs in its own fresh worker process
 pinned to ``--threads`` threads (see ``benchmarks/common.py``). The whole suite takes
-about 5-8 minutes on a 2-core machine (``--quick``: about 2-3).
+about 4 minutes on an idle 2-core machine (``--quick``: about 2); under load, much longer.
 """
 
 from __future__ import annotations
@@ -124,8 +124,10 @@ def render(results: dict[str, Any], note: str = "") -> str:
          "digitnet: `fit` on uint8 images scaled per batch by `Normalizer('unit')`; torch: plain loop "
          "over pre-loaded float32 tensors; sklearn: `MLPClassifier(solver='sgd', momentum=0, alpha=0)`, "
          "one `partial_fit` per epoch, float32. All: ReLU, SGD lr 0.05, reshuffled each epoch. "
+         "Sides take turns in fresh worker processes (2 rounds); figures are medians of all timed epochs. "
          "Matmul-only: the same epoch's matrix products alone (same shapes, float32), timed in the "
-         "digitnet worker; FLOP-floor share: (epoch FLOPs / measured sgemm peak) / epoch time."),
+         "digitnet worker between its training epochs; FLOP-floor share: (epoch FLOPs / measured "
+         "sgemm peak) / epoch time."),
         ("Time to 98.0% test accuracy, default recipe", bench_time_to_accuracy,
          "784-256-10 ReLU, Adam lr 0.002, cosine over 10 epochs, batch 128, 55,000 training images. "
          "Time = training-loop seconds up to the end of the first epoch at ≥ 98.0% on the test set "
