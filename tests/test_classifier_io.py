@@ -125,3 +125,12 @@ def test_failed_save_leaves_old_file_intact(fitted, tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp file left
     assert zipfile.is_zipfile(path)
+
+
+def test_chunked_scoring_matches_one_pass(fitted):
+    clf, x, _ = fitted
+    model = clf._fitted()
+    whole = model.decision_function(x, batch_size=len(x))
+    # BLAS may sum in another order for another batch shape: equal to float32 rounding
+    np.testing.assert_allclose(model.decision_function(x, batch_size=7), whole, rtol=1e-5, atol=1e-5)
+    assert model.decision_function(x[:0]).shape == (0, 3)

@@ -61,9 +61,15 @@ class Classifier:
         x = check_inputs(x, self.n_features)
         return self.normalizer.transform(x)
 
-    def decision_function(self, x: Any) -> np.ndarray:
-        """Raw network outputs ``(n, k)`` (logits for cross-entropy models)."""
-        return self.model.predict(self._inputs(x))
+    def decision_function(self, x: Any, *, batch_size: int = 4096) -> np.ndarray:
+        """Raw network outputs ``(n, k)`` (logits for cross-entropy models).
+
+        Inputs are scaled ``batch_size`` rows at a time, so a large uint8 set (the 10,000
+        test images) never exists as one float copy."""
+        x = check_inputs(x, self.n_features)
+        chunks = [self.model.predict(self.normalizer.transform(x[i : i + batch_size]))
+                  for i in range(0, max(len(x), 1), batch_size)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities ``(n, len(classes))``; rows sum to 1."""
