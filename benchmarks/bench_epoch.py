@@ -25,8 +25,6 @@ workers; the table shows the medians of all timed epochs and their ratios.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -189,18 +187,7 @@ def worker_torch(sizes: tuple[int, ...], batch: int, warmup: int, epochs: int, t
     acc: list[float] = []
 
     def epoch() -> None:
-        perm = torch.randperm(n, generator=gen)
-        loss_sum, correct = 0.0, 0
-        for start in range(0, n, batch):
-            idx = perm[start : start + batch]
-            xb, yb = xt[idx], yt[idx]
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((out.argmax(1) == yb).sum().item())
+        _, correct = common.torch_epoch(model, opt, loss_fn, xt, yt, batch, gen)
         acc.append(correct / n)
 
     seconds = common.repeat_timed(epoch, warmup=warmup, repeats=epochs)
@@ -344,18 +331,8 @@ def _mark(ok: bool | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--worker" in argv:
-        worker_main(argv)
-        return
-    args = common.base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    result = run(args.threads, args.quick)
-    print(render(result))
-    print()
-    print(render_phases(result))
-    print(json.dumps(result))
-    if args.json:
-        common.write_json(args.json, result)
+    common.bench_main(argv, __doc__, worker_main, lambda args: run(args.threads, args.quick),
+                      lambda result: f"{render(result)}\n\n{render_phases(result)}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ Latency: one image (a 784-vector) per call, median and 90th percentile in µs.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import Any
 
@@ -128,16 +126,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--worker" in argv:
-        worker_main(argv)
-        return
-    args = common.base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    result = run(args.threads, args.quick)
-    print(render(result))
-    print(json.dumps(result))
-    if args.json:
-        common.write_json(args.json, result)
+    common.bench_main(argv, __doc__, worker_main, lambda args: run(args.threads, args.quick), render)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ Memory does not grow after the first epoch, so 2 epochs (the default) stand for 
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -112,18 +110,10 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--worker" in argv:
-        worker_main(argv)
-        return
-    parser = common.base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs (default 2)")
-    args = parser.parse_args(argv)
-    result = run(args.threads, args.quick, epochs=args.epochs)
-    print(render(result))
-    print(json.dumps(result))
-    if args.json:
-        common.write_json(args.json, result)
+    common.bench_main(
+        argv, __doc__, worker_main, lambda args: run(args.threads, args.quick, epochs=args.epochs), render,
+        lambda parser: parser.add_argument("--epochs", type=int, default=2,
+                                           help="training epochs (default 2)"))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ factor. Before timing, each side trains a throw-away copy of the network for 100
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import time
 from typing import Any
 
@@ -118,18 +116,7 @@ def worker_torch(epochs: int | None, threads: int) -> dict[str, Any]:
     bs = config.batch_size
 
     def train_epoch(model: Any, opt: Any, n: int) -> None:
-        perm = torch.randperm(n, generator=gen)
-        loss_sum, correct = 0.0, 0
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            xb, yb = xtr[idx], ytr[idx]
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((out.argmax(1) == yb).sum().item())
+        common.torch_epoch(model, opt, loss_fn, xtr, ytr, bs, gen, n)
 
     warm_model, warm_opt, _ = build()
     train_epoch(warm_model, warm_opt, WARMUP_STEPS * bs)
@@ -194,16 +181,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--worker" in argv:
-        worker_main(argv)
-        return
-    args = common.base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    result = run(args.threads, args.quick)
-    print(render(result))
-    print(json.dumps(result))
-    if args.json:
-        common.write_json(args.json, result)
+    common.bench_main(argv, __doc__, worker_main, lambda args: run(args.threads, args.quick), render)
 
 
 if __name__ == "__main__":

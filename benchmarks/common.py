@@ -223,3 +223,46 @@ def base_parser(description: str):
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats (a smoke run; figures are noisier)")
     return parser
+
+
+def torch_epoch(model: Any, opt: Any, loss_fn: Any, x: Any, y: Any, batch: int, gen: Any,
+                n: int | None = None) -> tuple[float, int]:
+    """One epoch of the reference PyTorch loop over pre-loaded tensors (the first ``n``
+    rows, reshuffled by ``gen``): the same work as digitnet's ``fit`` step, including a
+    running loss and accuracy. Returns ``(loss sum, correct)``."""
+    import torch
+
+    n = len(x) if n is None else n
+    perm = torch.randperm(n, generator=gen)
+    loss_sum, correct = 0.0, 0
+    for start in range(0, n, batch):
+        idx = perm[start : start + batch]
+        xb, yb = x[idx], y[idx]
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item() * len(idx)
+        correct += int((out.argmax(1) == yb).sum().item())
+    return loss_sum, correct
+
+
+def bench_main(argv: Sequence[str] | None, doc: str, worker_main: Callable[[list[str]], None],
+               run: Callable[[Any], dict[str, Any]], render: Callable[[dict[str, Any]], str],
+               add_arguments: Callable[[Any], None] | None = None) -> None:
+    """A benchmark's entry point: ``--worker ...`` runs one side in this process;
+    otherwise ``run(args)`` compares the sides and the table and the JSON are printed."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--worker" in argv:
+        worker_main(argv)
+        return
+    parser = base_parser(doc.splitlines()[0])
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    result = run(args)
+    print(render(result))
+    print(json.dumps(result))
+    if args.json:
+        write_json(args.json, result)
