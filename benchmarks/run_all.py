@@ -149,7 +149,8 @@ def render(results: dict[str, Any], note: str = "") -> str:
         if key == "epoch":
             lines += ["Where a digitnet epoch goes (the `fit` step with a clock read between phases; "
                       "Linear phases include their matrix products, so compare their sum with the "
-                      "matmul-only row):", "", bench_epoch.render_phases(results[key]), ""]
+                      "matmul-only row):", "", bench_epoch.render_phases(results[key]), "",
+                      bench_epoch.explain_misses(results[key]), ""]
     lines += ["Raw figures (every epoch, every worker): `benchmarks/results.json`.", ""]
     return "\n".join(lines)
 
