@@ -24,7 +24,6 @@ or out of range, or an image with no ink.
 from __future__ import annotations
 
 import json
-import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -106,8 +105,9 @@ def _json_pixels(body: bytes, n_features: int) -> np.ndarray:
     """A JSON body -> ``float64 (n_features,)`` pixels, or an HTTP 400/422 explaining why not."""
     try:
         values = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(400, f"the body is not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise HTTPException(400, f"the body is not valid JSON ({reason})") from None
     if not isinstance(values, list):
         raise HTTPException(422, f"expected a JSON array of {n_features} numbers, "
                                  f"got a JSON {type(values).__name__}")
@@ -117,9 +117,12 @@ def _json_pixels(body: bytes, n_features: int) -> np.ndarray:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise HTTPException(422, "every pixel must be a number (null, strings, lists and "
                                  "booleans are not)")
-    if not all(math.isfinite(v) for v in values):
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer too large for a float
+        raise HTTPException(422, "pixels must be in 0-255; a number is too large") from None
+    if not np.isfinite(x).all():
         raise HTTPException(422, "pixels must be finite numbers: NaN or Infinity found")
-    x = np.asarray(values, dtype=np.float64)
     if x.min() < 0 or x.max() > 255:
         raise HTTPException(422, f"pixels must be in 0-255 (white ink on black, like MNIST), "
                                  f"got values from {x.min():g} to {x.max():g}")
@@ -208,7 +211,7 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
             raise HTTPException(415, f"unsupported content type {ctype or '(none)'!r}; send {accepted}")
         body = await read_body(request)
         if ctype == "application/json":
-            pixels = _json_pixels(body, classifier.n_features)
+            pixels = await run_in_threadpool(_json_pixels, body, classifier.n_features)
             return await run_in_threadpool(infer, pixels)
         if ctype == "multipart/form-data":
             body = await _multipart_file(request, body)
