@@ -87,6 +87,15 @@ def test_sixteen_bit_grayscale_is_scaled():
     assert gray[30, 30] == 0 and gray[0, 0] == pytest.approx(255)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_float_images_with_nan_or_inf_are_refused(bad):
+    arr = np.zeros((30, 30), np.float32)
+    arr[5:25, 14:16] = 255.0
+    arr[0, 0] = bad
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        decode(encode(Image.fromarray(arr, mode="F"), "TIFF"))
+
+
 @pytest.mark.parametrize("data,message", [
     (b"", "empty"),
     (b"this is not an image", "not an image"),

@@ -122,7 +122,8 @@ def decode(source: bytes | str | Path, *, max_pixels: int = MAX_PIXELS,
             if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16/32-bit gray
                 gray = np.asarray(img, dtype=np.float64)
                 top = 65535.0 if img.mode.startswith("I;16") else max(float(gray.max()), 255.0)
-                img = Image.fromarray((gray * (255.0 / top)).astype(np.float32), mode="F")
+                with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf: refused below
+                    img = Image.fromarray((gray * (255.0 / top)).astype(np.float32), mode="F")
             elif img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
                 img = img.convert("RGBA").convert("LA")
             else:
@@ -138,6 +139,8 @@ def decode(source: bytes | str | Path, *, max_pixels: int = MAX_PIXELS,
             raise ImageError(f"{name}: cannot decode the image ({exc})") from None
     finally:
         img.close()
+    if not np.isfinite(arr).all():  # float (mode F) TIFFs can hold them
+        raise ImageError(f"{name}: the image holds NaN or infinite pixel values")
     gray, alpha = (arr[..., 0], arr[..., 1] / 255.0) if arr.ndim == 3 else (arr, None)
     if alpha is not None and np.any(alpha < 1.0):
         seen = alpha.sum()
