@@ -365,3 +365,12 @@ def test_speedup_wording() -> None:
     assert times(1.46) == "1.5x faster"
     assert times(0.5) == "2.0x slower"
     assert times(None) == ""
+
+
+def test_improved_settings_replace_the_faithful_ones_whole():
+    from digitnet.recipes.runner import _merge
+
+    base = {"training": {"loss": {"name": "mse", "reduction": "sample"}, "epochs": 5}, "notes": "a"}
+    out = _merge(base, {"training": {"loss": {"name": "cross_entropy"}}, "notes": "b"})
+    assert out == {"training": {"loss": {"name": "cross_entropy"}, "epochs": 5}, "notes": "b"}
+    assert base["training"]["loss"]["reduction"] == "sample"  # the faithful recipe is untouched

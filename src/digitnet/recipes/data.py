@@ -179,13 +179,7 @@ def _split(raw: dict[str, Any], spec: dict[str, Any]) -> dict[str, tuple[np.ndar
         x_tr, y_tr, x_va, y_va = train_valid_split(x_rest, y_rest, int(spec["valid_size"]),
                                                    stratify=True, seed=seed)
         return {"train": (x_tr, y_tr), "valid": (x_va, y_va), "test": (x_test, y_test)}
-    if how == "tail":  # the last valid_size training rows are validation, order kept
-        x, y = raw["train"]
-        k = int(spec["valid_size"])
-        out = dict(raw)
-        out["train"], out["valid"] = (x[:-k], y[:-k]), (x[-k:], y[-k:])
-        return out
-    raise ValueError(f"unknown split {how!r}; choose file, shuffle_head, stratified or tail")
+    raise ValueError(f"unknown split {how!r}; choose file, shuffle_head or stratified")
 
 
 # --------------------------------------------------------------------------- scaling
@@ -233,8 +227,8 @@ def load_recipe_data(spec: dict[str, Any], *, data_dir: str | Path | None = None
                      digits: list[int] | None = None, log: Log = print) -> RecipeData:
     """Read, split, select digits and scale what a recipe's ``[data]`` table describes.
 
-    Keys: ``format`` (see :data:`FORMATS`), ``split`` (file / shuffle_head / stratified /
-    tail) with ``valid_size``, ``test_size``, ``split_seed``; ``digits`` (a list: keep
+    Keys: ``format`` (see :data:`FORMATS`), ``split`` (file / shuffle_head / stratified)
+    with ``valid_size``, ``test_size``, ``split_seed``; ``digits`` (a list: keep
     those, relabelled 0..k-1); ``normalization`` for training data and
     ``eval_normalization`` for validation and test data (default: the same, with the
     training statistics). ``digits`` overrides the recipe's digits.

@@ -109,12 +109,13 @@ class FanInGD(optim.Optimizer):
     divided by the layer's *input width* instead of the number of samples.
 
     With the engine's mean-reduced gradient ``g``, the seed's step is
-    ``lr * g * samples / fan_in``; ``samples`` is the batch size (the runner sets it)."""
+    ``lr * g * samples / fan_in``; ``samples`` is the batch size (the runner sets it, and
+    refuses batches of unequal size). No weight decay or schedule: the seed had none."""
 
     name = "fan_in_gd"
 
-    def __init__(self, lr: float, *, samples: int = 1, **kwargs: Any) -> None:
-        super().__init__(lr, **kwargs)
+    def __init__(self, lr: float, *, samples: int = 1) -> None:
+        super().__init__(lr)
         self.samples = int(samples)
 
     def step(self, params: Iterable[optim.ParamTriple]) -> None:

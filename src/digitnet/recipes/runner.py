@@ -36,10 +36,12 @@ ACTIVATION_TYPES: dict[str, type[Layer]] = {**ACTIVATIONS, "rounded_sigmoid": qu
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """The improved variant: ``base`` with each ``[improved.<table>]`` setting replacing the
+    faithful one whole (a changed loss or optimiser keeps none of the faithful one's keys)."""
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "optimizer":
-            out[key] = _merge(out[key], value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key].update(copy.deepcopy(value))
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -245,7 +247,12 @@ def run_recipe(recipe: Recipe | str, variant: str = "faithful", *, data_dir: str
     optimizer_spec = dict(train_spec["optimizer"])
     if optimizer_spec.get("schedule") == "cosine":
         optimizer_spec["schedule"] = {"name": "cosine", "epochs": n_epochs}
-    extra = {"samples": batch} if optimizer_spec["name"] in quirks.QUIRK_OPTIMIZERS else {}
+    extra = {}
+    if optimizer_spec["name"] in quirks.QUIRK_OPTIMIZERS:  # its step needs the batch size
+        if len(data.x_train) % batch:
+            raise ValueError(f"{recipe.name}: {optimizer_spec['name']} needs batches of equal size; "
+                             f"{batch} does not divide {len(data.x_train)} training images")
+        extra = {"samples": batch}
     optimizer = quirks.make_optimizer(optimizer_spec, **extra)
     metric = recipe.seed["metric"]
     same_task = digits is None or list(digits) == list(data_spec.get("digits") or range(10))
