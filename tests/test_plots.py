@@ -143,9 +143,3 @@ def test_validation_curves(model):
     assert not_blank(png)
     with pytest.raises(ValueError, match="no runs"):
         plots.plot_validation_curves([])
-
-
-def test_write_atomic_leaves_no_temporary_files(tmp_path):
-    path = plots.write_atomic(tmp_path / "sub" / "x.png", b"data")
-    assert path.read_bytes() == b"data"
-    assert [p.name for p in path.parent.iterdir()] == ["x.png"]

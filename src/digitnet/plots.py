@@ -75,17 +75,12 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    return write_bytes(path, data)
-
-
 def _finish(fig: Figure, path: str | Path | None) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     data = buf.getvalue()
     if path is not None:
-        write_atomic(path, data)
+        write_bytes(path, data)
     return data
 
 

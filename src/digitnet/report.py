@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, plots
+from .atomic import write_bytes
 from .classifier import Classifier
 from .data.datasets import load_mnist
 from .metrics import classification_report
@@ -525,7 +526,7 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
         if p.note:
             notes.append(f"{p.title}: {p.note}.")
     page = render_html(run, figures, pieces, notes, report["accuracy"], pca_caption)
-    html_path = plots.write_atomic(out / "report.html", page.encode("utf-8"))
+    html_path = write_bytes(out / "report.html", page.encode("utf-8"))
     return ReportResult(html_path, written, report["accuracy"], notes)
 
 

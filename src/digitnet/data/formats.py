@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .idx import atomic_write
+from ..atomic import atomic_write
 from .pickled import read_mnist_pkl, write_mnist_pkl  # the fourth format, re-exported here
 
 __all__ = [

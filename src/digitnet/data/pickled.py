@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .idx import atomic_write
+from ..atomic import atomic_write
 
 __all__ = [
     "UnsafePickleError",

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .idx import atomic_write, idx_header
+from ..atomic import atomic_write
+from .idx import idx_header
 from .pickled import load_mnist_pkl_bytes, mnist_pkl_to_uint8
 
 __all__ = [

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.idx import atomic_write
+from ..atomic import atomic_write
 from .runner import Result, load_recipe, recipe_names, run_recipe, times
 
 
