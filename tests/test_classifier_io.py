@@ -134,3 +134,11 @@ def test_chunked_scoring_matches_one_pass(fitted):
     # BLAS may sum in another order for another batch shape: equal to float32 rounding
     np.testing.assert_allclose(model.decision_function(x, batch_size=7), whole, rtol=1e-5, atol=1e-5)
     assert model.decision_function(x[:0]).shape == (0, 3)
+
+
+def test_predict_with_proba_is_predict_and_predict_proba(fitted):
+    clf, x, _ = fitted
+    model = clf._fitted()
+    labels, proba = model.predict_with_proba(x)
+    np.testing.assert_array_equal(labels, model.predict(x))
+    np.testing.assert_array_equal(proba, model.predict_proba(x))

@@ -73,7 +73,18 @@ class Classifier:
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities ``(n, len(classes))``; rows sum to 1."""
-        p = self.loss.link(self.decision_function(x))
+        return self._probabilities(self.decision_function(x))
+
+    def predict_with_proba(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict(x), predict_proba(x))`` from one forward pass."""
+        outputs = self.decision_function(x)
+        return self._labels(outputs), self._probabilities(outputs)
+
+    def _labels(self, outputs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes)[self.loss.predict_labels(outputs)]
+
+    def _probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        p = self.loss.link(outputs)
         if p.shape[1] != len(self.classes):
             raise ValueError(f"model gives {p.shape[1]} outputs for {len(self.classes)} classes")
         if not isinstance(self.loss, (losses.SoftmaxCrossEntropy, losses.BinaryCrossEntropy)):
@@ -84,8 +95,7 @@ class Classifier:
 
     def predict(self, x: Any) -> np.ndarray:
         """Predicted class labels ``(n,)``."""
-        idx = self.loss.predict_labels(self.decision_function(x))
-        return np.asarray(self.classes)[idx]
+        return self._labels(self.decision_function(x))
 
     def score(self, x: Any, y: Any) -> float:
         """Accuracy on ``(x, y)``."""

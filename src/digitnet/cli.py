@@ -242,8 +242,7 @@ def predict_indices(clf, args: argparse.Namespace) -> int:
         if not 0 <= i < n:
             raise CommandError(f"--index {i} is out of range: the test set has {n} images (0-{n - 1})")
     x = ds.x_test[args.index]
-    probs = clf.predict_proba(x)
-    digits = clf.predict(x)
+    digits, probs = clf.predict_with_proba(x)
     results = [{"index": i, "digit": int(dg), "label": int(ds.y_test[i]),
                 "probabilities": [round(float(p), 6) for p in row]}
                for i, dg, row in zip(args.index, digits, probs, strict=True)]
@@ -280,8 +279,8 @@ def predict_images(clf, args: argparse.Namespace) -> int:
             print(f"digitnet predict: error: {text}", file=sys.stderr)
             results.append({"file": name, "error": text})
             continue
-        probs = clf.predict_proba(pixels)[0]
-        digit = int(clf.predict(pixels)[0])
+        labels, probs = clf.predict_with_proba(pixels)
+        digit, probs = int(labels[0]), probs[0]
         result = {"file": name, "digit": digit, "probabilities": [round(float(p), 6) for p in probs]}
         results.append(result)
         if not args.json:

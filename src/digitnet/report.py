@@ -448,8 +448,7 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
     x, y, index = load_test_set(clf, data_dir, run.config)
     classes = [int(c) for c in clf.classes]
     names = [str(c) for c in classes]
-    proba = clf.predict_proba(x)
-    pred = clf.predict(x)
+    pred, proba = clf.predict_with_proba(x)
     confidence = proba[np.arange(len(x)), np.searchsorted(classes, pred)]
     report = classification_report(np.searchsorted(classes, y), np.searchsorted(classes, pred),
                                    num_classes=len(classes), class_names=names)
