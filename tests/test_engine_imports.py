@@ -34,3 +34,20 @@ def test_the_check_can_see_plotting_imports():
     pytest.importorskip("plotly")
     assert loaded_after("import digitnet.report") == ["matplotlib"]  # plotly loads when a page is drawn
     assert loaded_after("import digitnet.report; digitnet.report.plotly_js()") == ["matplotlib", "plotly"]
+
+
+def third_party_after(statement: str) -> set[str]:
+    """Top-level modules outside the standard library loaded by ``statement``."""
+    code = (f"import sys\n{statement}\n"
+            "print(','.join(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)"
+            " - {'__main__', '__mp_main__'})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return {m for m in out.stdout.strip().split(",") if m and not m.startswith("_")}
+
+
+def test_the_engine_needs_numpy_alone():
+    assert third_party_after("import digitnet.nn") == {"digitnet", "numpy"}
+
+
+def test_the_data_loaders_need_numpy_and_a_progress_bar_at_most():
+    assert third_party_after("import digitnet.data, digitnet.train") <= {"digitnet", "numpy", "tqdm"}
