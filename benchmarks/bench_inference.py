@@ -90,10 +90,7 @@ def worker_torch(quick: bool, threads: int) -> dict[str, Any]:
 
 
 def worker_main(argv: list[str]) -> None:
-    parser = common.base_parser("bench_inference worker")
-    parser.add_argument("--worker", required=True, choices=["digitnet", "torch"])
-    args = parser.parse_args(argv)
-    common.pin_threads(args.threads)
+    args = common.worker_args("bench_inference", argv)
     if args.worker == "digitnet":
         common.emit(worker_digitnet(args.quick))
     else:

@@ -78,11 +78,7 @@ def worker_torch(epochs: int, threads: int) -> dict[str, Any]:
 
 
 def worker_main(argv: list[str]) -> None:
-    parser = common.base_parser("bench_memory worker")
-    parser.add_argument("--worker", required=True, choices=["digitnet", "torch"])
-    parser.add_argument("--epochs", type=int, default=2)
-    args = parser.parse_args(argv)
-    common.pin_threads(args.threads)
+    args = common.worker_args("bench_memory", argv, epochs=2)
     if args.worker == "digitnet":
         common.emit(worker_digitnet(args.epochs))
     else:

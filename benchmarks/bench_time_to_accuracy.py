@@ -136,11 +136,7 @@ def worker_torch(epochs: int | None, threads: int) -> dict[str, Any]:
 
 
 def worker_main(argv: list[str]) -> None:
-    parser = common.base_parser("bench_time_to_accuracy worker")
-    parser.add_argument("--worker", required=True, choices=["digitnet", "torch"])
-    parser.add_argument("--epochs", type=int, default=None)
-    args = parser.parse_args(argv)
-    common.pin_threads(args.threads)
+    args = common.worker_args("bench_time_to_accuracy", argv, epochs=None)
     if args.worker == "digitnet":
         common.emit(worker_digitnet(args.epochs))
     else:

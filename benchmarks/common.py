@@ -266,3 +266,15 @@ def bench_main(argv: Sequence[str] | None, doc: str, worker_main: Callable[[list
     print(json.dumps(result))
     if args.json:
         write_json(args.json, result)
+
+
+def worker_args(name: str, argv: Sequence[str], **extra: Any) -> Any:
+    """Parse a worker's command line (``--worker digitnet|torch`` plus the common options
+    and ``extra`` as ``--name`` with that default) and pin its threads."""
+    parser = base_parser(f"{name} worker")
+    parser.add_argument("--worker", required=True, choices=["digitnet", "torch"])
+    for option, default in extra.items():
+        parser.add_argument(f"--{option}", type=int, default=default)
+    args = parser.parse_args(argv)
+    pin_threads(args.threads)
+    return args

