@@ -1,17 +1,22 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one.
 
 Every file digitnet writes (models, checkpoints, JSON, caches, plots, reports) goes
-through :func:`atomic_write`, so an error or Ctrl-C mid-write loses nothing.
+through :func:`atomic_write`, so an error or Ctrl-C mid-write loses nothing. A write the
+operating system refuses (read-only directory, disk full) is a :class:`FileWriteError`
+naming the file, which the command line prints as one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from .errors import FileWriteError
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
@@ -33,18 +38,35 @@ def atomic_write(path: str | Path) -> Iterator[IO[bytes]]:
     the temp file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temp(path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, FileWriteError):
+            raise write_error(path, exc) from exc
         raise
+
+
+def write_error(path: Path, exc: OSError) -> FileWriteError:
+    """A one-line :class:`FileWriteError` for ``path`` from the operating system's error."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    hint = {errno.ENOSPC: "free some space and try again",
+            errno.EROFS: "choose a writable location",
+            errno.EACCES: "choose a location you may write to",
+            errno.EPERM: "choose a location you may write to"}.get(exc.errno or 0, "")
+    error = FileWriteError(f"cannot write {path}: {reason}" + (f"; {hint}" if hint else ""))
+    error.errno, error.filename = exc.errno, str(path)
+    return error
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .errors import DigitnetError
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
 
 
-class CommandError(Exception):
+class CommandError(DigitnetError):
     """An error to report to the user as one line."""
 
 

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write
+from .errors import DigitnetError
 
 FORMAT = "digitnet"
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(DigitnetError, ValueError):
     """A model or checkpoint file is missing, corrupt, truncated or not digitnet's."""
 
 

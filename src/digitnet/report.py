@@ -40,6 +40,7 @@ from . import __version__, plots
 from .atomic import write_bytes
 from .classifier import Classifier
 from .data.datasets import load_mnist
+from .errors import DigitnetError
 from .metrics import classification_report
 from .pca import PCA
 
@@ -47,7 +48,7 @@ HISTORY_KEYS = ("loss", "train_accuracy", "val_loss", "val_accuracy")
 RUN_FILES = "a run directory written by `digitnet train` holds model.npz, config.json and metrics.json"
 
 
-class ReportError(ValueError):
+class ReportError(DigitnetError, ValueError):
     """A run directory cannot be reported on: a file is missing or malformed."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import DigitnetError
 from .pickled import read_mnist_pkl, write_mnist_pkl  # the fourth format, re-exported here
 
 __all__ = [
@@ -45,7 +46,7 @@ N_PIXELS = 784
 KERAS_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-class FormatError(ValueError):
+class FormatError(DigitnetError, ValueError):
     """A data file does not have the layout its format prescribes."""
 
 

@@ -22,6 +22,7 @@ from typing import IO
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import DigitnetError
 
 __all__ = ["IDXError", "read_idx", "write_idx", "idx_header", "DTYPE_CODES"]
 
@@ -41,7 +42,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20  # bytes per read from a gzip stream
 
 
-class IDXError(ValueError):
+class IDXError(DigitnetError, ValueError):
     """A file is not a valid IDX file (bad magic, dtype, dims or payload length)."""
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DigitnetError
+
 __all__ = [
     "ImageError",
     "NoInkError",
@@ -54,7 +56,7 @@ MIN_CONTRAST = 32.0  # ink must differ from the background by this much (of 255)
 NOISE_FLOOR = 0.1  # ink below this fraction of the strongest ink is treated as background
 
 
-class ImageError(ValueError):
+class ImageError(DigitnetError, ValueError):
     """An image that cannot be used: unreadable, too large, or without a digit."""
 
 

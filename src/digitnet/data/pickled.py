@@ -25,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import DigitnetError
 
 __all__ = [
     "UnsafePickleError",
@@ -40,7 +41,7 @@ Splits = tuple[tuple[np.ndarray, np.ndarray], ...]
 N_PIXELS = 784
 
 
-class UnsafePickleError(ValueError, pickle.UnpicklingError):
+class UnsafePickleError(DigitnetError, ValueError, pickle.UnpicklingError):
     """A pickle asked for a global outside the NumPy-array allow-list."""
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import DigitnetError
 from .idx import idx_header
 from .pickled import load_mnist_pkl_bytes, mnist_pkl_to_uint8
 
@@ -92,11 +93,11 @@ MAX_DOWNLOAD_BYTES = 64 << 20  # no MNIST file comes near this; stops runaway re
 _HASH_CHUNK = 1 << 20
 
 
-class DataNotFoundError(RuntimeError):
+class DataNotFoundError(DigitnetError, RuntimeError):
     """MNIST is not where it was looked for and could not be fetched."""
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(DigitnetError, RuntimeError):
     """A file's content does not match the canonical SHA-256."""
 
 
