@@ -21,4 +21,9 @@ class SpecError(DigitnetError, ValueError):
 
 
 class FileWriteError(DigitnetError, OSError):
-    """A file or directory could not be written (read-only, disk full, permission denied)."""
+    """A file or directory could not be written (read-only, disk full, permission denied).
+
+    ``errno`` and ``filename`` are set as on any ``OSError``; the message is one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
