@@ -17,7 +17,7 @@ from tests.conftest import make_blobs
 def fitted():
     x, y = make_blobs(300, n_classes=3)
     y = np.array([3, 5, 8])[y]  # arbitrary labels come back as themselves
-    clf = MLPClassifier((32,), epochs=8, batch_size=32, learning_rate=3e-3, random_state=0)
+    clf = MLPClassifier(hidden=(32,), epochs=8, batch_size=32, lr=3e-3, seed=0)
     return clf.fit(x, y), x, y
 
 
@@ -33,7 +33,7 @@ def test_fit_predict_proba_score(fitted):
 
 
 def test_input_validation():
-    clf = MLPClassifier((4,), epochs=1)
+    clf = MLPClassifier(hidden=(4,), epochs=1)
     with pytest.raises(RuntimeError, match="not fitted"):
         clf.predict(np.zeros((1, 784)))
     with pytest.raises(ValueError, match="at least 2 classes"):
@@ -58,7 +58,8 @@ def test_save_load_round_trip(fitted, tmp_path):
     loaded = Classifier.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(x[:20]), clf.predict_proba(x[:20]))
     assert loaded.classes == [3, 5, 8]
-    assert loaded.metadata["training"]["hidden_sizes"] == [32]
+    assert loaded.metadata["spec"]["model"]["hidden"] == [32]
+    assert loaded.spec.model.hidden == (32,)
     with np.load(path, allow_pickle=False) as archive:  # loadable without pickle
         meta = json.loads(str(archive["__meta__"]))
     assert meta["format"] == "digitnet" and meta["format_version"] == 1

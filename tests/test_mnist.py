@@ -8,23 +8,20 @@ import pytest
 
 from digitnet.cli import main
 from digitnet.data import load_mnist
-from digitnet.experiment import TrainConfig, run_training
+from digitnet.experiment import run_training
+from digitnet.spec import RunSpec
 from tests.conftest import mnist_dir, requires_mnist
 
 pytestmark = [requires_mnist, pytest.mark.mnist]
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist(mnist_dir(), fetch=False, progress=False)
-
-
-def test_short_run_exceeds_95_percent(mnist, tmp_path):
-    config = TrainConfig(hidden=(128,), epochs=2, valid_size=5000)
-    result = run_training(config, dataset=mnist, out_dir=tmp_path / "run", progress=False,
+def test_short_run_exceeds_95_percent(tmp_path):
+    spec = RunSpec().replace(hidden=(128,), epochs=2, valid_size=5000)
+    result = run_training(spec, out=tmp_path / "run", data_dir=mnist_dir(), progress=False,
                           log=lambda _: None)
     assert result.metrics["test_accuracy"] > 0.95
     assert result.metrics["dataset"]["verified"] is True
+    assert load_mnist(mnist_dir(), progress=False).x_test.shape == (10000, 784)
 
 
 def test_cli_train_then_evaluate_on_real_mnist(tmp_path, capsys):

@@ -22,8 +22,8 @@ def model():
     """A 784-16-3 network trained for 3 epochs on three separable 'digit' classes."""
     x, y = make_blobs(n=240, n_classes=3, seed=1)
     y = np.array([2, 5, 7])[y]  # not 0..k-1: labels are digits
-    clf = MLPClassifier((16,), epochs=3, batch_size=32, learning_rate=0.01, validation_fraction=0.25,
-                        random_state=0).fit(x, y)
+    clf = MLPClassifier(hidden=(16,), epochs=3, batch_size=32, lr=0.01, valid_size=0.25,
+                        seed=0).fit(x, y)
     return clf, x, y
 
 

@@ -1,16 +1,22 @@
-"""Trained digit classifiers, and a scikit-learn style estimator that makes them.
+"""Trained digit classifiers, the one way a spec becomes one, and a scikit-learn style
+estimator.
 
-:class:`Classifier` is what a training run produces and a model file holds: the
-network, the loss that defines how outputs become probabilities, the input
-normalisation, and the class labels. Inputs are raw pixels (``uint8`` 0-255 or
-floats on that scale), rows of 784.
+:class:`Classifier` is what a training run produces and a model file holds: the network,
+the loss that defines how outputs become probabilities, the input normalisation, the class
+labels, and the run spec that made it. Inputs are raw pixels (``uint8`` 0-255 or floats on
+that scale), rows of 784.
 
-:class:`MLPClassifier` is the estimator: ``fit`` / ``predict`` /
-``predict_proba`` / ``score`` with validated inputs and a ``random_state``.
+:func:`train_classifier` trains the network a :class:`~digitnet.spec.RunSpec` describes on
+prepared data; ``digitnet train``, ``digitnet reproduce`` and :class:`MLPClassifier` all
+go through it. :class:`MLPClassifier`'s parameters are the spec's own names.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +24,17 @@ from typing import Any
 import numpy as np
 
 from . import __version__, io
+from .data.datasets import train_valid_split
 from .data.scaling import Normalizer
-from .nn import losses
-from .nn import optim as optimizers
-from .nn.model import Sequential, mlp
+from .errors import SpecError
+from .nn import LAYERS, LOSSES, UnknownComponentError
+from .nn import losses as nn_losses
+from .nn.model import Sequential
+from .prepare import PreparedData
+from .spec import DataSpec, ModelSpec, RunSpec, TrainingSpec, build
 from .train import History, fit
+
+MODEL_DTYPES = ("float32", "float64")
 
 
 def check_inputs(x: Any, n_features: int | None = None) -> np.ndarray:
@@ -48,7 +60,7 @@ class Classifier:
     """A trained network with everything needed to use it on raw images."""
 
     model: Sequential
-    loss: losses.Loss
+    loss: nn_losses.Loss
     normalizer: Normalizer
     classes: list[int]
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +68,12 @@ class Classifier:
     @property
     def n_features(self) -> int:
         return self.model.input_size
+
+    @property
+    def spec(self) -> RunSpec | None:
+        """The run spec that trained this model, when the file records one."""
+        d = self.metadata.get("spec")
+        return RunSpec.from_dict(d, "model file spec") if isinstance(d, dict) else None
 
     def _inputs(self, x: Any) -> np.ndarray:
         x = check_inputs(x, self.n_features)
@@ -65,7 +83,7 @@ class Classifier:
         """Raw network outputs ``(n, k)`` (logits for cross-entropy models).
 
         Inputs are scaled ``batch_size`` rows at a time, so a large uint8 set (the 10,000
-        test images) never exists as one float copy."""
+        test images) never exists as one float copy. Safe to call from several threads."""
         x = check_inputs(x, self.n_features)
         chunks = [self.model.predict(self.normalizer.transform(x[i : i + batch_size]))
                   for i in range(0, max(len(x), 1), batch_size)]
@@ -87,9 +105,9 @@ class Classifier:
         p = self.loss.link(outputs)
         if p.shape[1] != len(self.classes):
             raise ValueError(f"model gives {p.shape[1]} outputs for {len(self.classes)} classes")
-        if not isinstance(self.loss, (losses.SoftmaxCrossEntropy, losses.BinaryCrossEntropy)):
-            # outputs trained by MSE are scores, not probabilities: normalise them
-            p = np.clip(p, 1e-12, None)
+        if not isinstance(self.loss, (nn_losses.SoftmaxCrossEntropy, nn_losses.BinaryCrossEntropy)):
+            # outputs trained by MSE (or a seed's own loss) are scores, not probabilities
+            p = np.clip(np.nan_to_num(p, nan=0.0), 1e-12, None)
             p = p / p.sum(axis=1, keepdims=True)
         return p
 
@@ -104,13 +122,13 @@ class Classifier:
     def hidden_activations(self, x: Any) -> list[np.ndarray]:
         """Output of every hidden activation layer (not the final layer), for a small batch."""
         outs = self.model.activations(self._inputs(x))
-        keep = [i for i, layer in enumerate(self.model.layers[:-1])
-                if type(layer).__name__ in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh")]
-        return [outs[i] for i in keep]
+        return [outs[i] for i, layer in enumerate(self.model.layers[:-1]) if layer.activation]
 
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the model file (atomically): weights in .npz, everything else as JSON."""
+        """Write the model file (atomically): weights in .npz, everything else as JSON,
+        including the module that defines each component, so loading never depends on what
+        happens to be imported."""
         meta = {
             "kind": "model",
             "digitnet_version": __version__,
@@ -119,7 +137,8 @@ class Classifier:
             "loss": self.loss.config(),
             "normalization": self.normalizer.to_dict(),
             "classes": [int(c) for c in self.classes],
-            **{k: v for k, v in self.metadata.items() if k not in ("kind", "format")},
+            "components": _components(self.model, self.loss),
+            **{k: v for k, v in self.metadata.items() if k not in ("kind", "format", "components")},
         }
         return io.save_bundle(path, meta, io.with_prefix(self.model.state_dict(), "param"))
 
@@ -128,97 +147,210 @@ class Classifier:
         """Read a model file; any missing, corrupt or mismatched part is a ``ModelFileError``."""
         meta, arrays = io.load_bundle(path, kind="model")
         try:
-            model = Sequential.from_config(meta["architecture"], dtype=np.dtype(meta["dtype"]))
+            _import_components(meta.get("components", {}))
+            dtype = meta["dtype"]
+            if dtype not in MODEL_DTYPES:
+                raise ValueError(f"dtype must be one of {', '.join(MODEL_DTYPES)}, got {dtype!r}")
+            model = Sequential.from_config(meta["architecture"], dtype=np.dtype(dtype))
             model.load_state_dict(io.split_prefix(arrays, "param"))
             model.eval()
-            loss = losses.get(meta["loss"])
+            loss = LOSSES.create(meta["loss"])
             normalizer = Normalizer.from_dict(meta["normalization"])
-            classes = [int(c) for c in meta["classes"]]
-        except (KeyError, TypeError, ValueError) as exc:
+            classes = _classes(meta["classes"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise io.ModelFileError(f"{path}: invalid model file ({exc})") from None
-        if model.output_size not in (len(classes), 1):
-            raise io.ModelFileError(
-                f"{path}: {model.output_size} outputs do not fit {len(classes)} classes"
-            )
+        try:
+            fits = len(classes) >= 2 and model.output_size == loss.outputs_for(len(classes))
+        except ValueError:
+            fits = False
+        if not fits:
+            raise io.ModelFileError(f"{path}: {model.output_size} outputs do not fit {len(classes)} classes")
         extra = {k: v for k, v in meta.items()
-                 if k not in ("architecture", "dtype", "loss", "normalization", "classes")}
+                 if k not in ("architecture", "dtype", "loss", "normalization", "classes", "components")}
         return cls(model, loss, normalizer, classes, extra)
 
 
+def _classes(values: Any) -> list[int]:
+    if not isinstance(values, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in values):
+        raise ValueError(f"classes must be a list of integers, got {values!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"classes must be distinct, got {values}")
+    if any(abs(c) >= 2**62 for c in values):
+        raise ValueError("class labels out of range")
+    return list(values)
+
+
+def _components(model: Sequential, loss: nn_losses.Loss) -> dict[str, str]:
+    """``{"layer:ScalarBiasLinear": "digitnet.quirks", ...}`` for every component the file names."""
+    out = {f"layer:{layer.name}": LAYERS.module_of(layer.name) for layer in model.layers}
+    out[f"loss:{loss.name}"] = LOSSES.module_of(loss.name)
+    return out
+
+
+def _import_components(components: Any) -> None:
+    """Import the modules that define a file's components. Only digitnet's own modules are
+    imported on a file's say-so (importing runs code); a component from anywhere else must
+    be imported by the caller before loading."""
+    if not isinstance(components, dict):
+        raise ValueError("'components' must map component names to modules")
+    for what, module in components.items():
+        kind, _, name = str(what).partition(":")
+        registry = {"layer": LAYERS, "loss": LOSSES}.get(kind)
+        if registry is None or name in registry:
+            continue
+        if not (isinstance(module, str) and (module == "digitnet" or module.startswith("digitnet."))):
+            raise ValueError(f"{kind} {name!r} comes from module {module!r}: import it before loading "
+                             "(digitnet imports only its own modules when a file asks)")
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ValueError(f"{kind} {name!r}: its module {module!r} is not part of this digitnet") from None
+
+
+# --------------------------------------------------------------------------- training
+def train_classifier(spec: RunSpec, data: PreparedData, *, checkpoint: str | Path | None = None,
+                     resume: bool = False, progress: bool | None = None,
+                     log: Callable[[str], None] | None = None,
+                     on_epoch_end: Callable[[int, History, Classifier], None] | None = None
+                     ) -> tuple[Classifier, History]:
+    """Build what ``spec`` describes for ``data`` and train it; the one training path of
+    ``digitnet train``, ``digitnet reproduce`` and :class:`MLPClassifier`."""
+    t = spec.training
+    built = build(spec, data.n_features, len(data.classes), len(data.x_train))
+    batch = t.batch_size or None
+    if getattr(built.optimizer, "equal_batches", False) and batch and len(data.x_train) % batch:
+        raise SpecError(f"training.batch_size: the {t.optimizer} optimizer needs batches of equal size; "
+                        f"{batch} does not divide {len(data.x_train)} training images")
+    clf = Classifier(built.model, built.loss, data.normalizer, list(data.classes),
+                     {"spec": spec.to_dict()})
+    callback = None if on_epoch_end is None else (lambda epoch, h: on_epoch_end(epoch, h, clf))
+    valid = (data.x_valid, data.y_valid) if len(data.x_valid) else None
+    history = fit(built.model, built.loss, built.optimizer, data.x_train, data.y_train, epochs=t.epochs,
+                  batch_size=batch, preprocess=data.train_scale, validation_data=valid,
+                  validation_preprocess=data.eval_scale, shuffle=t.shuffle, seed=t.seed,
+                  early_stopping=t.early_stopping, monitor=t.monitor, checkpoint=checkpoint,
+                  resume=resume, progress=progress, log=log, on_epoch_end=callback)
+    built.model.eval()
+    return clf, history
+
+
+def evaluate_split(clf: Classifier, x: np.ndarray, y: np.ndarray, scale: Normalizer | None) -> np.ndarray:
+    """Predicted class indices for a prepared split (``scale`` None: already scaled)."""
+    outputs = clf.model.predict(x if scale is None else scale.transform(x))
+    return clf.loss.predict_labels(outputs)
+
+
+# --------------------------------------------------------------------------- the estimator
 class MLPClassifier:
     """A multilayer perceptron classifier with a scikit-learn interface.
 
-    >>> clf = MLPClassifier(hidden_sizes=(256,), epochs=10, random_state=0)
+    >>> clf = MLPClassifier(hidden=(256,), epochs=10, seed=0)
     >>> clf.fit(x_train, y_train).score(x_test, y_test)
 
-    Parameters mirror the ``digitnet train`` options. After ``fit``:
-    ``classifier_`` (the :class:`Classifier`), ``history_``, ``classes_``.
+    Parameters are the run spec's settings, by the same names as ``digitnet train``'s
+    options and ``config.json`` (see :mod:`digitnet.spec`); ``valid_size`` (default none)
+    holds out that many training samples (or that fraction) to validate on each epoch, and
+    ``verbose`` shows a progress bar. After ``fit``: ``classifier_`` (the
+    :class:`Classifier`), ``history_``, ``classes_``.
     """
 
     def __init__(
         self,
-        hidden_sizes: tuple[int, ...] = (256,),
+        hidden: tuple[int, ...] = (256,),
         *,
         activation: str = "relu",
-        loss: str = "cross_entropy",
-        optimizer: str = "adam",
-        learning_rate: float = 1e-3,
-        momentum: float | None = None,
-        weight_decay: float = 0.0,
-        schedule: str | dict | None = None,
-        batch_size: int | None = 128,
-        epochs: int = 10,
         dropout: float = 0.0,
+        bias: bool = True,
         weight_init: str | dict | None = None,
-        normalization: str = "unit",
-        validation_fraction: float = 0.0,
+        bias_init: str | dict = "zeros",
+        output_activation: str | None = None,
+        layers: tuple[dict[str, Any], ...] | None = None,
+        dtype: str = "float32",
+        loss: str = "cross_entropy",
+        reduction: str | None = None,
+        optimizer: str = "adam",
+        lr: float = 0.002,
+        momentum: float | None = None,
+        nesterov: bool | None = None,
+        weight_decay: float | None = None,
+        betas: tuple[float, float] | None = None,
+        eps: float | None = None,
+        schedule: str = "cosine",
+        warmup: int | None = None,
+        gamma: float | None = None,
+        step_size: int | None = None,
+        min_factor: float | None = None,
+        batch_size: int = 128,
+        epochs: int = 10,
+        shuffle: bool = True,
+        seed: int = 0,
         early_stopping: int | None = None,
-        random_state: int | None = 0,
+        monitor: str = "val_loss",
+        normalization: str = "unit",
+        valid_size: int | float | None = None,
         verbose: bool = False,
     ) -> None:
-        self.hidden_sizes = tuple(hidden_sizes)
+        self.hidden = hidden
         self.activation = activation
+        self.dropout = dropout
+        self.bias = bias
+        self.weight_init = weight_init
+        self.bias_init = bias_init
+        self.output_activation = output_activation
+        self.layers = layers
+        self.dtype = dtype
         self.loss = loss
+        self.reduction = reduction
         self.optimizer = optimizer
-        self.learning_rate = learning_rate
+        self.lr = lr
         self.momentum = momentum
+        self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.betas = betas
+        self.eps = eps
         self.schedule = schedule
+        self.warmup = warmup
+        self.gamma = gamma
+        self.step_size = step_size
+        self.min_factor = min_factor
         self.batch_size = batch_size
         self.epochs = epochs
-        self.dropout = dropout
-        self.weight_init = weight_init
-        self.normalization = normalization
-        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.seed = seed
         self.early_stopping = early_stopping
-        self.random_state = random_state
+        self.monitor = monitor
+        self.normalization = normalization
+        self.valid_size = valid_size
         self.verbose = verbose
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters, by name."""
+        return {name: getattr(self, name) for name in _estimator_params()}
 
-    def build(self, n_features: int, n_classes: int) -> tuple[Sequential, losses.Loss,
-                                                               optimizers.Optimizer]:
-        """The untrained network, loss and optimiser this estimator's settings describe."""
-        loss = losses.get(self.loss)
-        binary = isinstance(loss, losses.BinaryCrossEntropy)
-        if binary and n_classes != 2:
-            raise ValueError(f"binary cross-entropy needs exactly 2 classes, got {n_classes}")
-        n_out = 1 if binary else n_classes
-        output_activation = "sigmoid" if isinstance(loss, losses.MeanSquaredError) else None
-        rng = np.random.default_rng(self.random_state)
-        model = mlp([n_features, *self.hidden_sizes, n_out], activation=self.activation,
-                    output_activation=output_activation, weight_init=self.weight_init,
-                    dropout=self.dropout, rng=rng)
-        schedule = self.schedule
-        if schedule == "cosine":
-            schedule = {"name": "cosine", "epochs": self.epochs}
-        opt = optimizers.get(self.optimizer, lr=self.learning_rate, momentum=self.momentum,
-                             weight_decay=self.weight_decay or None, schedule=schedule)
-        return model, loss, opt
+    def set_params(self, **params: Any) -> MLPClassifier:
+        for name, value in params.items():
+            if name not in _estimator_params():
+                raise ValueError(f"MLPClassifier has no parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def to_spec(self) -> RunSpec:
+        """The run spec these parameters describe (validated: a bad value is a SpecError)."""
+        params = self.get_params()
+        tables = {}
+        for name, cls in (("data", DataSpec), ("model", ModelSpec), ("training", TrainingSpec)):
+            own = {f.name for f in dataclasses.fields(cls)}
+            tables[name] = {k: v for k, v in params.items() if k in own and v is not None}
+        tables["data"]["split"] = "file"  # the estimator splits for itself (valid_size below)
+        tables["data"].pop("valid_size", None)
+        return RunSpec.from_dict(tables, "MLPClassifier")
 
     def fit(self, x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
             checkpoint: str | Path | None = None, resume: bool = False) -> MLPClassifier:
+        spec = self.to_spec()
+        if spec.data.normalization not in Normalizer.METHODS:
+            raise SpecError(f"normalization {spec.data.normalization!r} scales a whole set at once; "
+                            f"the estimator takes {', '.join(Normalizer.METHODS)}")
         x = check_inputs(x)
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(x):
@@ -227,28 +359,21 @@ class MLPClassifier:
         if len(classes) < 2:
             raise ValueError(f"need at least 2 classes to train a classifier, got {classes.tolist()}")
         y_idx = np.searchsorted(classes, y)
-        if validation_data is None and self.validation_fraction > 0:
-            from .data.datasets import train_valid_split
-
-            x, y_idx, xv, yv = train_valid_split(x, y_idx, self.validation_fraction,
-                                                 stratify=True, seed=self.random_state)
-            validation_data = (xv, yv)
-        elif validation_data is not None:
-            xv = check_inputs(validation_data[0], x.shape[1])
-            yv = np.searchsorted(classes, np.asarray(validation_data[1]))
-            validation_data = (xv, yv)
-        normalizer = Normalizer(self.normalization).fit(x)
-        model, loss, opt = self.build(x.shape[1], len(classes))
-        history = fit(model, loss, opt, x, y_idx, epochs=self.epochs, batch_size=self.batch_size,
-                      preprocess=normalizer, validation_data=validation_data,
-                      seed=self.random_state, early_stopping=self.early_stopping,
-                      checkpoint=checkpoint, resume=resume, progress=self.verbose)
-        self.history_: History = history
+        x_valid, y_valid = x[:0], y_idx[:0]
+        if validation_data is not None:
+            x_valid = check_inputs(validation_data[0], x.shape[1])
+            y_valid = np.searchsorted(classes, np.asarray(validation_data[1]))
+        elif self.valid_size:
+            x, y_idx, x_valid, y_valid = train_valid_split(x, y_idx, self.valid_size, stratify=True, seed=self.seed)
+        normalizer = Normalizer(spec.data.normalization).fit(x)
+        data = PreparedData(x, y_idx, x_valid, y_valid, x[:0], y_idx[:0], classes.tolist(),
+                            normalizer, normalizer, normalizer)
+        try:
+            self.classifier_, self.history_ = train_classifier(spec, data, checkpoint=checkpoint, resume=resume,
+                                                               progress=self.verbose)
+        except UnknownComponentError as exc:
+            raise SpecError(str(exc)) from None
         self.classes_ = classes
-        self.classifier_ = Classifier(model, loss, normalizer, classes.tolist(), {
-            "training": {**self.get_params(), "hidden_sizes": list(self.hidden_sizes),
-                         "optimizer_config": opt.config()},
-        })
         return self
 
     def _fitted(self) -> Classifier:
@@ -267,3 +392,7 @@ class MLPClassifier:
 
     def save(self, path: str | Path) -> Path:
         return self._fitted().save(path)
+
+
+def _estimator_params() -> list[str]:
+    return [p for p in inspect.signature(MLPClassifier.__init__).parameters if p != "self"]

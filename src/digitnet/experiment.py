@@ -1,146 +1,124 @@
-"""A training run on MNIST, end to end: load data, split, train, evaluate, write a run directory.
+"""A training run, end to end: the one runner behind ``digitnet train`` and ``digitnet reproduce``.
 
-The run directory holds ``model.npz``, ``config.json`` (the settings) and
-``metrics.json`` (test accuracy, timing, dataset provenance, per-epoch history,
-per-class scores). ``digitnet train`` is a thin wrapper around :func:`run_training`.
+:func:`run_training` takes a :class:`~digitnet.spec.RunSpec`, checks it (before any data is
+loaded), reads the dataset in the spec's format, prepares it, trains, evaluates on the test
+split and writes a run directory (see :mod:`digitnet.runs`): ``config.json`` (the spec,
+replayable with ``digitnet train --config``), ``model.npz`` and ``metrics.json``. The run
+lives in ``<out>.partial`` with a checkpoint after every epoch until it is complete.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import __version__
-from .atomic import write_bytes
-from .classifier import Classifier, MLPClassifier
-from .data.datasets import Dataset, load_mnist, select_digits, train_valid_split
+from .classifier import Classifier, evaluate_split, train_classifier
+from .data.catalog import read_format
 from .metrics import classification_report
+from .prepare import PreparedData, prepare
+from .runs import PartialRun, new_run_dir, start_run, write_json
+from .spec import RunSpec, dry_build
+from .train import History, TrainingInterrupted
+
+Log = Callable[[str], None]
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as ``config.json``).
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; its checkpoint is saved and ``resume_command`` continues it."""
 
-    The defaults are the default recipe: 784-256-10 ReLU, He initialisation, Adam
-    (lr 0.002) with a cosine schedule, batch 128, 10 epochs. It reaches about 98.2%
-    test accuracy in about 10 s of training on a 2-core machine.
-    """
-
-    hidden: tuple[int, ...] = (256,)
-    activation: str = "relu"
-    loss: str = "cross_entropy"
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    momentum: float | None = None
-    weight_decay: float = 0.0
-    schedule: str | None = "cosine"
-    batch_size: int = 128
-    epochs: int = 10
-    dropout: float = 0.0
-    normalization: str = "unit"
-    valid_size: int = 5000
-    seed: int = 0
-    early_stopping: int | None = None
-    digits: tuple[int, ...] | None = None
-
-    def estimator(self, verbose: bool) -> MLPClassifier:
-        return MLPClassifier(
-            self.hidden, activation=self.activation, loss=self.loss, optimizer=self.optimizer,
-            learning_rate=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-            schedule=self.schedule, batch_size=self.batch_size, epochs=self.epochs,
-            dropout=self.dropout, normalization=self.normalization,
-            early_stopping=self.early_stopping, random_state=self.seed, verbose=verbose)
+    def __init__(self, run: PartialRun, where: str) -> None:
+        super().__init__(f"interrupted {where}; the checkpoint is in {run.path}")
+        self.run, self.resume_command = run, run.resume_command()
 
 
 @dataclass
 class RunResult:
+    """A finished run: where it is, the trained classifier, and what ``metrics.json`` holds."""
+
     run_dir: Path
     classifier: Classifier
+    history: History
+    data: PreparedData
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def new_run_dir(base: str | Path = "runs") -> Path:
-    """``runs/<timestamp>``, made unique if two runs start in the same second."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = Path(base) / stamp
-    n = 1
-    while path.exists():
-        n += 1
-        path = Path(base) / f"{stamp}-{n}"
-    return path
+def load_data(spec: RunSpec, data_dir: str | Path | None = None, *, fetch: bool = True,
+              log: Log = print) -> PreparedData:
+    """The dataset of ``spec.data`` read, split, digit-selected and ready to scale."""
+    raw = read_format(spec.data.format, data_dir, fetch=fetch, log=log)
+    source = {**raw.source, "note": raw.note, "data_dir": str(data_dir) if data_dir else None}
+    return prepare(spec.data, raw.parts, seed=spec.training.seed, source=source)
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    write_bytes(path, (json.dumps(data, indent=2, allow_nan=True) + "\n").encode())
+def test_report(clf: Classifier, data: PreparedData) -> dict[str, Any] | None:
+    """Accuracy, confusion matrix and per-class scores on the prepared test split (None if empty)."""
+    if len(data.x_test) == 0:
+        return None
+    predicted = evaluate_split(clf, data.x_test, data.y_test, data.eval_scale)
+    return classification_report(data.y_test, predicted, num_classes=len(data.classes),
+                                  class_names=[str(c) for c in data.classes])
 
 
-def prepare_data(config: TrainConfig, dataset: Dataset) -> tuple[np.ndarray, ...]:
-    """Train/valid/test arrays for ``config``: digit subset, then a stratified split."""
-    x, y, xt, yt = dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
-    if config.digits:
-        x, y = select_digits(x, y, config.digits, relabel=False)
-        xt, yt = select_digits(xt, yt, config.digits, relabel=False)
-    if config.valid_size >= len(x):
-        raise ValueError(f"valid_size {config.valid_size} leaves no training data ({len(x)} images)")
-    if config.valid_size > 0:
-        x, y, xv, yv = train_valid_split(x, y, config.valid_size, stratify=True, seed=config.seed)
-    else:
-        xv, yv = x[:0], y[:0]
-    return x, y, xv, yv, xt, yt
+def run_training(spec: RunSpec, *, out: str | Path | None = None, data_dir: str | Path | None = None,
+                 fetch: bool = True, overwrite: bool = False, resume: bool = False, checkpoint: bool = True,
+                 progress: bool | None = None, log: Log = print, data: PreparedData | None = None,
+                 on_epoch_end: Callable[[int, History, Classifier], None] | None = None,
+                 extra_metrics: Callable[[Classifier, PreparedData, History], dict[str, Any]] | None = None
+                 ) -> RunResult:
+    """Train per ``spec`` and write the run directory ``out`` (default ``runs/<timestamp>``).
 
+    ``resume`` continues the unfinished run bound for ``out`` from its checkpoint (to the
+    same weights as an uninterrupted run); ``overwrite`` replaces a finished run at ``out``
+    (whole) or an unfinished one. ``data`` skips loading (already prepared for this spec);
+    ``extra_metrics`` adds entries to ``metrics.json``.
 
-def run_training(config: TrainConfig, *, data_dir: str | Path | None = None,
-                 out_dir: str | Path | None = None, dataset: Dataset | None = None,
-                 progress: bool = True, log: Any = print) -> RunResult:
-    """Train per ``config``, evaluate on the test set, and write the run directory."""
-    if dataset is None:
-        dataset = load_mnist(data_dir, progress=progress)
-    x, y, xv, yv, xt, yt = prepare_data(config, dataset)
-    run_dir = Path(out_dir) if out_dir is not None else new_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", {**asdict(config), "data_dir": str(data_dir or "")})
-    log(f"training on {len(x):,} images ({dataset.source}); validating on {len(xv):,}; "
-        f"testing on {len(xt):,}")
-
-    estimator = config.estimator(verbose=progress)
-    valid = (xv, yv) if len(xv) else None
+    Raises :class:`~digitnet.errors.SpecError` for a bad spec before any data is loaded, and
+    :class:`RunInterrupted` on Ctrl-C after saving the checkpoint.
+    """
+    dry_build(spec)
+    dest = Path(out) if out is not None else new_run_dir()
+    run = start_run(dest, overwrite=overwrite, resume=resume)
+    if not resume:
+        write_json(run.path / "config.json", spec.to_dict())
+    if data is None:
+        data = load_data(spec, data_dir, fetch=fetch, log=log)
+    log(f"training on {len(data.x_train):,} images ({data.source.get('note', '')}); validating on "
+        f"{len(data.x_valid):,}; testing on {len(data.x_test):,}; run directory {run.path}")
     t0 = time.perf_counter()
-    estimator.fit(x, y, validation_data=valid)
+    try:
+        clf, history = train_classifier(spec, data, checkpoint=run.checkpoint if checkpoint else None,
+                                        resume=resume, progress=progress, log=log, on_epoch_end=on_epoch_end)
+    except TrainingInterrupted as exc:
+        where = f"in epoch {exc.epoch} after step {exc.step}" if exc.step else f"before epoch {exc.epoch}"
+        raise RunInterrupted(run, where) from None
     wall = time.perf_counter() - t0
-    clf = estimator.classifier_
-    history = estimator.history_
-
-    classes = np.asarray(clf.classes)
-    report = classification_report(np.searchsorted(classes, yt),
-                                   np.searchsorted(classes, clf.predict(xt)),
-                                   num_classes=len(classes),
-                                   class_names=[str(c) for c in classes])
+    report = test_report(clf, data)
     metrics = {
-        "test_accuracy": report["accuracy"],
+        "test_accuracy": None if report is None else report["accuracy"],
         "train_seconds": history.train_seconds,
         "wall_seconds": wall,
         "epochs": len(history.epoch),
         "best_epoch": history.best_epoch,
-        "dataset": {**dataset.describe(), "n_train_used": len(x), "n_valid": len(xv),
-                    "digits": list(config.digits) if config.digits else list(range(10))},
+        "dataset": {**data.source, "n_train_used": len(data.x_train), "n_valid": len(data.x_valid),
+                    "n_test_used": len(data.x_test), "classes": data.classes},
         "history": history.to_dict(),
         "test": report,
-        "model": {"parameters": clf.model.num_parameters,
-                  "layers": [repr(layer) for layer in clf.model.layers]},
+        "model": {"parameters": clf.model.num_parameters, "layers": [repr(layer) for layer in clf.model.layers]},
         "environment": {"digitnet": __version__, "numpy": np.__version__,
                         "python": platform.python_version(), "machine": platform.machine()},
     }
-    clf.metadata.update({"metrics": {k: metrics[k] for k in
-                                     ("test_accuracy", "train_seconds", "epochs")},
+    if extra_metrics is not None:
+        metrics.update(extra_metrics(clf, data, history))
+    clf.metadata.update({"metrics": {k: metrics[k] for k in ("test_accuracy", "train_seconds", "epochs")},
                          "dataset": metrics["dataset"]})
-    clf.save(run_dir / "model.npz")
-    write_json(run_dir / "metrics.json", metrics)
-    return RunResult(run_dir, clf, metrics)
+    clf.save(run.path / "model.npz")
+    write_json(run.path / "metrics.json", metrics)
+    run_dir = run.finish(overwrite=overwrite)
+    return RunResult(run_dir, clf, history, data, metrics)

@@ -128,7 +128,9 @@ def plot_history(history: Mapping[str, Any], path: str | Path | None = None, *,
 
     ``history`` holds lists ``epoch``, ``loss``, ``train_accuracy``, ``val_loss``,
     ``val_accuracy`` (NaN where there was no validation set) and optionally
-    ``best_epoch``, as in ``metrics.json``. PNG of 1100 x 420 pixels.
+    ``best_epoch`` with the ``monitor`` that chose it, as in ``metrics.json``. The best
+    epoch is marked on the curve it was chosen by (validation loss by default). PNG of
+    1100 x 420 pixels.
     """
     loss = _finite(history.get("loss"))
     epochs = _finite(history.get("epoch")) if history.get("epoch") else np.arange(1, len(loss) + 1)
@@ -139,6 +141,8 @@ def plot_history(history: Mapping[str, Any], path: str | Path | None = None, *,
     }
     marker = "o" if len(epochs) <= 30 else None
     best = history.get("best_epoch")
+    monitor = history.get("monitor", "val_loss")
+    best_panel = "accuracy" if monitor == "val_accuracy" else "loss"
     with _style():
         fig = _figure(11, 4.2)
         axes = fig.subplots(1, 2)
@@ -149,9 +153,13 @@ def plot_history(history: Mapping[str, Any], path: str | Path | None = None, *,
             if _has_values(valid):
                 ax.plot(epochs[:len(valid)], valid, marker=marker, ms=4, lw=2, color=PALETTE["valid"],
                         label="validation")
-                if isinstance(best, int) and best in set(epochs.astype(int).tolist()):
-                    ax.axvline(best, color=PALETTE["muted"], ls=":", lw=1.2,
-                               label=f"best validation epoch ({best})")
+            curve = valid if _has_values(valid) else train
+            if name == best_panel and isinstance(best, int) and 1 <= best <= len(curve):
+                what = "validation" if _has_values(valid) else "training"
+                ax.axvline(best, color=PALETTE["muted"], ls=":", lw=1.2)
+                ax.plot([best], [curve[best - 1]], marker="*", ms=13, ls="none", color=PALETTE["accent"],
+                        label=f"best epoch ({best}, lowest {what} {name})" if name == "loss"
+                        else f"best epoch ({best}, highest {what} {name})")
             ax.set_title(f"{name.capitalize()} per epoch")
             ax.set_xlabel("epoch")
             ax.set_ylabel(name)

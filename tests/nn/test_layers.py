@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitnet.nn import Dropout, Linear, ReLU, Sequential, Sigmoid, layer_from_config, mlp
+from digitnet.nn import LAYERS, Dropout, Linear, ReLU, Sequential, Sigmoid, mlp
 
 
 def test_linear_shape_error_is_clear():
@@ -69,8 +69,8 @@ def test_config_round_trip_and_state_dict():
         clone.load_state_dict({**model.state_dict(), "0.weight": np.zeros((2, 2))})
     with pytest.raises(ValueError, match="missing"):
         clone.load_state_dict({})
-    with pytest.raises(ValueError, match="unknown layer type"):
-        layer_from_config({"type": "Conv9D"})
+    with pytest.raises(ValueError, match="unknown layer 'Conv9D'; choose one of Dropout"):
+        LAYERS.create({"type": "Conv9D"})
 
 
 def test_predict_returns_fresh_arrays():

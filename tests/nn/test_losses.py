@@ -63,11 +63,11 @@ def test_one_hot_rejects_out_of_range():
         one_hot(np.array([3]), 3)
 
 
-def test_get_by_name_and_unknown():
-    assert isinstance(losses.get("ce"), SoftmaxCrossEntropy)
-    assert losses.get({"name": "mse", "reduction": "sample"}).reduction == "sample"
-    with pytest.raises(ValueError, match="unknown loss"):
-        losses.get("hinge")
+def test_registry_by_name_and_unknown():
+    assert isinstance(losses.LOSSES.create("ce"), SoftmaxCrossEntropy)
+    assert losses.LOSSES.create({"name": "mse", "reduction": "sample"}).reduction == "sample"
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        losses.LOSSES.create("hinge")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -87,15 +87,11 @@ def test_cross_entropy_one_hot_targets_equal_labels_and_match_softmax_gradient(d
     assert g1.dtype == dtype
 
 
-def test_cross_entropy_reuses_buffers_and_follows_batch_size():
+def test_cross_entropy_follows_batch_size_and_checks_labels():
     loss = SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)
     z = rng.normal(size=(4, 3)).astype(np.float32)
-    loss.forward(z, np.array([0, 1, 2, 0]))
-    g = loss.backward()
-    loss.forward(z + 1.0, np.array([1, 1, 1, 1]))
-    assert loss.backward() is g  # same batch shape: the same array, rewritten
     loss.forward(z[:2], np.array([2, 2]))
-    assert loss.backward().shape == (2, 3)  # a smaller last batch gets its own buffer
-    with pytest.raises(ValueError, match="2 outputs but 3 labels"):
+    assert loss.backward().shape == (2, 3)
+    with pytest.raises(ValueError, match="2 outputs but labels of shape"):
         loss.forward(z[:2], np.array([0, 1, 2]))

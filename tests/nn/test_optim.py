@@ -53,13 +53,17 @@ def test_invalid_settings_are_rejected(bad):
         bad()
 
 
-def test_get_by_name():
-    assert optim.get("momentum").momentum == 0.9
-    nest = optim.get("nesterov", lr=0.05)
+def test_registry_by_name_and_options():
+    create = optim.OPTIMIZERS.create
+    assert create("momentum").momentum == 0.9
+    nest = create({"name": "nesterov", "lr": 0.05})
     assert nest.nesterov and nest.base_lr == 0.05
-    assert isinstance(optim.get({"name": "adamw", "lr": 0.002}), optim.AdamW)
-    with pytest.raises(ValueError, match="unknown optimiser"):
-        optim.get("rmsprop")
+    assert isinstance(create({"name": "adamw", "lr": 0.002}), optim.AdamW)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; choose one of adam, adamw"):
+        create("rmsprop")
+    with pytest.raises(ValueError, match="optimizer 'adam' takes no option 'momentum'"):
+        create({"name": "adam", "momentum": 0.9})
+    assert create(create("sgd").config()).config() == create("sgd").config()  # config round trip
 
 
 def test_schedules():
@@ -67,12 +71,19 @@ def test_schedules():
     assert optim.ExponentialDecay(0.9)(2) == pytest.approx(0.81)
     cos = optim.CosineDecay(4)
     assert cos(0) == 1.0 and cos(2) == pytest.approx(0.5) and cos(4) == pytest.approx(0.0)
+    by_run = optim.CosineDecay()  # the length comes from the run
+    assert by_run(2, total=4) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="needs the number of epochs"):
+        by_run(2)
     warm = optim.CosineDecay(4, warmup=2)
     assert warm(0) == pytest.approx(1 / 3) and warm(1) == pytest.approx(2 / 3) and warm(2) == 1.0
     opt = optim.SGD(0.1, schedule={"name": "step", "step_size": 1, "gamma": 0.1})
     opt.set_epoch(2)
     assert opt.lr == pytest.approx(0.001)
-    assert math.isclose(optim.get_schedule(None)(10), 1.0)
+    assert math.isclose(optim.SCHEDULES.create("none")(10), 1.0)
+    opt = optim.Adam(0.1, schedule="cosine")
+    opt.set_epoch(2, total=4)  # what fit does at the start of each epoch
+    assert opt.lr == pytest.approx(0.05)
 
 
 def test_state_dict_round_trip_continues_identically():

@@ -74,7 +74,7 @@ def shapes_classifier(seed: int = 0):
     from digitnet.classifier import MLPClassifier
 
     x, y = shapes_dataset(seed=seed)
-    est = MLPClassifier((32,), epochs=15, batch_size=16, learning_rate=3e-3, random_state=seed)
+    est = MLPClassifier(hidden=(32,), epochs=15, batch_size=16, lr=3e-3, seed=seed)
     return est.fit(x, y).classifier_
 
 
@@ -86,7 +86,7 @@ def mnist_classifier(data_dir: str | Path, epochs: int = 2, seed: int = 0):
     from digitnet.data import load_mnist
 
     ds = load_mnist(data_dir)
-    est = MLPClassifier((128,), epochs=epochs, learning_rate=2e-3, random_state=seed)
+    est = MLPClassifier(hidden=(128,), epochs=epochs, lr=2e-3, seed=seed)
     return est.fit(ds.x_train, ds.y_train).classifier_
 
 

@@ -205,7 +205,7 @@ def test_app_refuses_a_model_that_is_not_28x28(tmp_path):
     from tests.conftest import make_blobs
 
     x, y = make_blobs(n=60, d=100)
-    small = MLPClassifier((4,), epochs=1).fit(x, y).classifier_
+    small = MLPClassifier(hidden=(4,), epochs=1).fit(x, y).classifier_
     with pytest.raises(ValueError, match="100 inputs"):
         create_app(small)
 

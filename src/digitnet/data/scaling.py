@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Normalizer"]
+__all__ = ["Normalizer", "NORMALIZATIONS", "minmax_batched", "column_zscore", "stand_in"]
 
 _CHUNK_ROWS = 8192  # rows per chunk when computing statistics (bounds float64 temporaries)
 
@@ -35,6 +35,7 @@ class Normalizer:
     """Scale pixel arrays (n, d) to floats with one of :attr:`METHODS`.
 
     - ``unit``: x / 255, in [0, 1].
+    - ``unit256``: x / 256, the scale of the classic ``mnist.pkl.gz`` (seed 000's data).
     - ``symmetric``: x / 127.5 - 1, in [-1, 1].
     - ``zscore``: (x - mean) / std with *training* statistics: one global scalar mean and
       std by default; with ``per_pixel=True`` one per pixel, each std floored at
@@ -44,7 +45,7 @@ class Normalizer:
     - ``none``: a float cast only.
     """
 
-    METHODS = ("unit", "symmetric", "zscore", "minmax", "none")
+    METHODS = ("unit", "unit256", "symmetric", "zscore", "minmax", "none")
     _NEEDS_FIT = ("zscore", "minmax")
 
     def __init__(
@@ -111,6 +112,8 @@ class Normalizer:
         if params is None:
             if self.method == "unit":
                 shift, scale = None, 1.0 / 255.0
+            elif self.method == "unit256":
+                shift, scale = None, 1.0 / 256.0
             elif self.method == "symmetric":
                 shift, scale = 127.5, 1.0 / 127.5
             elif self.method == "zscore":
@@ -211,3 +214,57 @@ class Normalizer:
         elif norm.method == "minmax":
             norm.min, norm.max = stat("min", True), stat("max", True)
         return norm
+
+
+# --------------------------------------------------------------------------- the seeds' own
+def minmax_batched(x: np.ndarray, batch: int) -> np.ndarray:
+    """Seed 001's scaling: min-max statistics per (position in batch, pixel), not per pixel.
+
+    ``x`` (n, d) -> float32 (n, d); a ragged last batch uses the first positions' statistics.
+    """
+    n = len(x) - len(x) % batch
+    xb = x[:n].astype(np.float32).reshape(-1, batch, x.shape[1])
+    lo, hi = xb.min(axis=0), xb.max(axis=0)
+    span = np.where(hi - lo == 0, 1, hi - lo)
+    out = ((xb - lo) / span).reshape(n, -1)
+    if n < len(x):
+        tail = (x[n:].astype(np.float32) - lo[: len(x) - n]) / span[: len(x) - n]
+        out = np.concatenate([out, tail])
+    return out
+
+
+def _column_stats28(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    img = x.reshape(-1, 28, 28).astype(np.float32)
+    return img.mean(axis=(0, 1)), img.std(axis=(0, 1))
+
+
+def column_zscore(x: np.ndarray) -> np.ndarray:
+    """Seed 003's scaling: mean and std over axis (0, 1) of the (n, 28, 28) array, i.e. one
+    statistic per image column, computed on whatever set is being scaled. float32 (n, 784)."""
+    mean, std = _column_stats28(x)
+    img = (x.reshape(-1, 28, 28).astype(np.float32) - mean) / np.where(std == 0, 1, std)
+    return img.reshape(len(x), -1)
+
+
+#: Every normalisation a run spec may name: the Normalizer's methods, then the seeds' own,
+#: which scale a whole set at once (their statistics depend on the set).
+NORMALIZATIONS: tuple[str, ...] = (*Normalizer.METHODS, "minmax_batched", "column_zscore")
+
+
+def stand_in(method: str, x_train: np.ndarray) -> Normalizer:
+    """The :class:`Normalizer` a saved model uses for ``method``, fitted on ``x_train``
+    (n, 784): the method itself, or for the seeds' set-wise scalings the nearest per-image
+    one (``column_zscore``: the training set's column statistics as a per-pixel z-score;
+    ``minmax_batched``: per-pixel min-max)."""
+    if method in Normalizer.METHODS:
+        return Normalizer(method).fit(x_train)
+    if method == "minmax_batched":
+        return Normalizer("minmax").fit(x_train)
+    if method != "column_zscore":
+        raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    mean, std = _column_stats28(x_train)
+    norm = Normalizer("zscore", per_pixel=True)
+    norm.n_features = 784
+    norm.mean = np.tile(mean.astype(np.float64), 28)
+    norm.std = np.tile(np.where(std == 0, 1, std).astype(np.float64), 28)
+    return norm

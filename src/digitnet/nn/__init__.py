@@ -1,30 +1,38 @@
 """The from-scratch engine: layers, losses, initialisers, optimisers, ``Sequential``.
 
-Pure array code on NumPy. It knows nothing of MNIST, files, plots or the command line.
+Pure array code on NumPy. It knows nothing of MNIST, files, plots or the command line, and
+imports no other part of digitnet. Each kind of component lives in one registry
+(:data:`LAYERS`, :data:`LOSSES`, :data:`OPTIMIZERS`, :data:`SCHEDULES`,
+:data:`INITIALIZERS`), where anything built elsewhere registers the same way.
 """
 
 from . import init, losses, optim
 from .gradcheck import check_model_gradients, numerical_gradient, relative_error
-from .layers import (
-    Dropout,
-    Layer,
-    LeakyReLU,
-    Linear,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    layer_from_config,
-    register_layer,
+from .init import INITIALIZERS
+from .layers import LAYERS, Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh, activation_names
+from .losses import LOSSES, BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, one_hot
+from .model import Sequential, mlp, mlp_layers
+from .optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    SGD,
+    Adam,
+    AdamW,
+    CosineDecay,
+    ExponentialDecay,
+    Momentum,
+    Nesterov,
+    Optimizer,
+    Schedule,
+    StepDecay,
 )
-from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, one_hot
-from .model import ACTIVATIONS, Sequential, mlp
-from .optim import SGD, Adam, AdamW, CosineDecay, ExponentialDecay, Optimizer, Schedule, StepDecay
+from .registry import Registry, UnknownComponentError
 
 __all__ = [
-    "ACTIVATIONS", "Adam", "AdamW", "BinaryCrossEntropy", "CosineDecay", "Dropout",
-    "ExponentialDecay", "Layer", "LeakyReLU", "Linear", "Loss", "MeanSquaredError", "Optimizer",
-    "ReLU", "SGD", "Schedule", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy",
-    "StepDecay", "Tanh", "check_model_gradients", "init", "layer_from_config", "losses", "mlp",
-    "numerical_gradient", "one_hot", "optim", "register_layer", "relative_error",
+    "INITIALIZERS", "LAYERS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "Adam", "AdamW", "BinaryCrossEntropy",
+    "CosineDecay", "Dropout", "ExponentialDecay", "Layer", "LeakyReLU", "Linear", "Loss", "MeanSquaredError",
+    "Momentum", "Nesterov", "Optimizer", "ReLU", "Registry", "SGD", "Schedule", "Sequential", "Sigmoid",
+    "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh", "UnknownComponentError", "activation_names",
+    "check_model_gradients", "init", "losses", "mlp", "mlp_layers", "numerical_gradient", "one_hot", "optim",
+    "relative_error",
 ]

@@ -3,7 +3,7 @@
 An initialiser is a small object that, given a weight shape ``(fan_in, fan_out)``
 and a random generator, returns a fresh array. Each one can describe itself as a
 JSON-able dict (``config()``) so a saved model records how it was made, and
-:func:`get` turns a name or such a dict back into an initialiser.
+``INITIALIZERS.create`` turns a name or such a dict back into an initialiser.
 
 Why the scale matters: with ``fan_in`` inputs of unit variance, a unit's
 pre-activation has variance ``fan_in * Var(w)``. He keeps that at 2 for ReLU
@@ -16,6 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from .registry import Registry
+
+INITIALIZERS: Registry[Initializer] = Registry("initialiser")
 
 
 class Initializer:
@@ -42,6 +46,7 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
+@INITIALIZERS.register()
 class Zeros(Initializer):
     name = "zeros"
 
@@ -49,6 +54,7 @@ class Zeros(Initializer):
         return np.zeros(shape, dtype=dtype)
 
 
+@INITIALIZERS.register()
 class Normal(Initializer):
     """N(mean, std^2): the seeds' ``randn * 0.01`` is ``Normal(0.01)``."""
 
@@ -65,6 +71,7 @@ class Normal(Initializer):
         return {"name": self.name, "std": self.std, "mean": self.mean}
 
 
+@INITIALIZERS.register()
 class Uniform(Initializer):
     """U(low, high): seed 002 draws everything from U(-0.5, 0.5)."""
 
@@ -83,6 +90,7 @@ class Uniform(Initializer):
         return {"name": self.name, "low": self.low, "high": self.high}
 
 
+@INITIALIZERS.register(aliases=("he",))
 class HeNormal(Initializer):
     """N(0, 2/fan_in): keeps ReLU activations at a steady scale through depth."""
 
@@ -93,6 +101,7 @@ class HeNormal(Initializer):
         return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
+@INITIALIZERS.register()
 class HeUniform(Initializer):
     """U(-a, a) with a = sqrt(6/fan_in): same variance as :class:`HeNormal`."""
 
@@ -104,6 +113,7 @@ class HeUniform(Initializer):
         return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
+@INITIALIZERS.register(aliases=("xavier_normal",))
 class GlorotNormal(Initializer):
     """N(0, 2/(fan_in+fan_out)), a.k.a. Xavier normal."""
 
@@ -114,6 +124,7 @@ class GlorotNormal(Initializer):
         return (rng.standard_normal(shape) * np.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
 
 
+@INITIALIZERS.register(aliases=("glorot", "xavier", "xavier_uniform"))
 class GlorotUniform(Initializer):
     """U(-a, a) with a = sqrt(6/(fan_in+fan_out)), a.k.a. Xavier uniform."""
 
@@ -123,29 +134,3 @@ class GlorotUniform(Initializer):
         fan_in, fan_out = _fans(shape)
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, size=shape).astype(dtype)
-
-
-INITIALIZERS: dict[str, type[Initializer]] = {
-    cls.name: cls
-    for cls in (Zeros, Normal, Uniform, HeNormal, HeUniform, GlorotNormal, GlorotUniform)
-}
-ALIASES = {"he": "he_normal", "glorot": "glorot_uniform", "xavier": "glorot_uniform",
-           "xavier_normal": "glorot_normal", "xavier_uniform": "glorot_uniform"}
-
-
-def get(spec: str | dict[str, Any] | Initializer) -> Initializer:
-    """Turn ``"he"``, ``{"name": "normal", "std": 0.01}`` or an initialiser into one."""
-    if isinstance(spec, Initializer):
-        return spec
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ValueError(f"cannot make an initialiser from {spec!r}")
-    kwargs = dict(spec)
-    name = ALIASES.get(kwargs.pop("name")) or spec["name"]
-    if name not in INITIALIZERS:
-        raise ValueError(
-            f"unknown initialiser {spec['name']!r}; choose one of "
-            f"{sorted(INITIALIZERS) + sorted(ALIASES)}"
-        )
-    return INITIALIZERS[name](**kwargs)

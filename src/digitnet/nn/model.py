@@ -10,30 +10,13 @@ Training a ``Sequential`` by hand is four lines::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from .layers import (
-    Dropout,
-    Layer,
-    LeakyReLU,
-    Linear,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    layer_from_config,
-)
-
-ACTIVATIONS: dict[str, type[Layer]] = {
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "softmax": Softmax,
-}
+from .layers import LAYERS, Layer, Linear, activation_names
 
 
 class Sequential:
@@ -72,31 +55,35 @@ class Sequential:
         """Raw outputs for ``x`` in evaluation mode, in batches, as a fresh array.
 
         Batches of 1,024 rows already run the matrix products at full speed while keeping
-        the layers' scratch buffers small (a few MB for a 784-256-10 network)."""
-        was_training = self.training
-        self.eval()
-        try:
-            chunks = [np.array(self.forward(x[i : i + batch_size]))
-                      for i in range(0, len(x), batch_size)]
-        finally:
-            self.train(was_training)
+        the temporaries small (a few MB for a 784-256-10 network). A model already in
+        evaluation mode is left untouched, so several threads may predict at once."""
+        with self.evaluating():
+            chunks = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         if not chunks:
-            return np.empty((0, self.output_size), dtype=np.float32)
-        return np.concatenate(chunks)
+            return np.empty((0, self.output_size), dtype=self.dtype)
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
     def activations(self, x: np.ndarray) -> list[np.ndarray]:
-        """Every layer's output (copies) for a small batch, in evaluation mode: what the
-        network 'sees' at each stage (used by plots and the web demo)."""
-        was_training = self.training
-        self.eval()
+        """Every layer's output for a small batch, in evaluation mode: what the network
+        'sees' at each stage (used by plots and the web demo)."""
         outs = []
-        try:
+        with self.evaluating():
             for layer in self.layers:
                 x = layer.forward(x)
-                outs.append(np.array(x))
-        finally:
-            self.train(was_training)
+                outs.append(x)
         return outs
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Evaluation mode for the block, restoring training mode after if it was on."""
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            yield
+        finally:
+            if was_training:
+                self.train()
 
     # -- parameters ---------------------------------------------------------------------
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -133,7 +120,7 @@ class Sequential:
     # -- modes ----------------------------------------------------------------------------
     @property
     def training(self) -> bool:
-        return all(layer.training for layer in self.layers) if self.layers else True
+        return any(layer.training for layer in self.layers)
 
     def train(self, mode: bool = True) -> Sequential:
         for layer in self.layers:
@@ -169,12 +156,18 @@ class Sequential:
         return {"layers": [layer.config() for layer in self.layers]}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], *, rng: np.random.Generator | None = None,
+    def from_config(cls, config: dict[str, Any], *, rng: np.random.Generator | int | None = None,
                     dtype: Any = np.float32) -> Sequential:
-        layers = config.get("layers")
+        """Build the layers :meth:`config` lists (fresh parameters: load weights after).
+
+        Every layer is made by ``LAYERS.create`` with ``rng`` and ``dtype`` (those that take
+        them), in order, so the same config and seed give the same initial weights."""
+        layers = config.get("layers") if isinstance(config, dict) else None
         if not isinstance(layers, list) or not layers:
             raise ValueError("model config needs a non-empty 'layers' list")
-        return cls([layer_from_config(c, rng=rng, dtype=dtype) for c in layers])
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        return cls([LAYERS.create(c, rng=rng, dtype=np.dtype(dtype)) for c in layers])
 
     def rngs(self) -> dict[str, np.random.Generator]:
         """Random generators owned by layers (dropout), by layer index, for checkpoints."""
@@ -200,7 +193,7 @@ class Sequential:
         return self.layers[i]
 
 
-def mlp(
+def mlp_layers(
     sizes: Sequence[int],
     *,
     activation: str = "relu",
@@ -209,37 +202,38 @@ def mlp(
     weight_init: str | dict | None = None,
     bias_init: str | dict = "zeros",
     dropout: float = 0.0,
-    rng: np.random.Generator | int | None = None,
-    dtype: Any = np.float32,
-) -> Sequential:
-    """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``.
+) -> list[dict[str, Any]]:
+    """The layer configs of a multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``.
 
     ``activation`` goes after every hidden Linear layer (then ``Dropout`` if
-    ``dropout > 0``); ``output_activation`` (e.g. ``"sigmoid"``) after the last one.
-    Leave it ``None`` when the loss takes logits (cross-entropy). The default
-    initialiser is He for ReLU-like activations and Glorot otherwise.
+    ``dropout > 0``); ``output_activation`` (e.g. ``"sigmoid"``) after the last one. Leave
+    it ``None`` when the loss takes logits (cross-entropy). The default initialiser is He
+    for ReLU-like activations and Glorot otherwise.
     """
-    if len(sizes) < 2:
-        raise ValueError(f"an MLP needs at least input and output sizes, got {list(sizes)}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-    if output_activation is not None and output_activation not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown output activation {output_activation!r}; choose one of {sorted(ACTIVATIONS)}"
-        )
-    if not isinstance(rng, np.random.Generator):
-        rng = np.random.default_rng(rng)
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"an MLP needs positive input and output sizes, got {sizes}")
+    for what, name in (("activation", activation), ("output activation", output_activation)):
+        if name is not None and name not in activation_names():
+            raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(activation_names())}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if weight_init is None:
         weight_init = "he_normal" if activation in ("relu", "leaky_relu") else "glorot_uniform"
-    layers: list[Layer] = []
+    layers: list[dict[str, Any]] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(Linear(n_in, n_out, bias=bias, weight_init=weight_init,
-                             bias_init=bias_init, rng=rng, dtype=dtype))
-        last = i == len(sizes) - 2
-        if not last:
-            layers.append(ACTIVATIONS[activation]())
+        layers.append({"type": "Linear", "in_features": n_in, "out_features": n_out, "bias": bias,
+                       "weight_init": weight_init, "bias_init": bias_init})
+        if i < len(sizes) - 2:
+            layers.append({"type": LAYERS.canonical(activation)})
             if dropout > 0:
-                layers.append(Dropout(dropout, rng=np.random.default_rng(rng.integers(2**63))))
+                layers.append({"type": "Dropout", "p": dropout})
         elif output_activation is not None:
-            layers.append(ACTIVATIONS[output_activation]())
-    return Sequential(layers)
+            layers.append({"type": LAYERS.canonical(output_activation)})
+    return layers
+
+
+def mlp(sizes: Sequence[int], *, rng: np.random.Generator | int | None = None, dtype: Any = np.float32,
+        **options: Any) -> Sequential:
+    """A multilayer perceptron: :func:`mlp_layers` (same options) built with ``rng`` and ``dtype``."""
+    return Sequential.from_config({"layers": mlp_layers(sizes, **options)}, rng=rng, dtype=dtype)

@@ -23,37 +23,42 @@ from typing import Any
 
 import numpy as np
 
+from .registry import Registry
+
 ParamTriple = tuple[str, np.ndarray, np.ndarray]
 
 
 # --------------------------------------------------------------------------- schedules
-class Schedule:
-    """Learning-rate factor as a function of the (0-based) epoch, with optional
-    linear warm-up over the first ``warmup`` epochs."""
+SCHEDULES: Registry[Schedule] = Registry("schedule")
 
-    name = "constant"
+
+@SCHEDULES.register("constant", aliases=("none",))
+class Schedule:
+    """Learning-rate factor as a function of the (0-based) epoch of a run of ``total``
+    epochs, after an optional linear warm-up over the first ``warmup`` epochs. The base
+    class keeps the rate constant."""
 
     def __init__(self, warmup: int = 0) -> None:
         if warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup}")
         self.warmup = int(warmup)
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, epoch: int, total: int | None = None) -> float:
         if epoch < self.warmup:
             return (epoch + 1) / (self.warmup + 1)
-        return self.factor(epoch - self.warmup)
+        return self.factor(epoch - self.warmup, None if total is None else max(total - self.warmup, 1))
 
-    def factor(self, epoch: int) -> float:
+    def factor(self, epoch: int, total: int | None) -> float:
+        """The factor ``epoch`` epochs after the warm-up, of ``total`` such epochs."""
         return 1.0
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "warmup": self.warmup}
 
 
+@SCHEDULES.register("step")
 class StepDecay(Schedule):
-    """Multiply by ``gamma`` every ``step_size`` epochs."""
-
-    name = "step"
+    """Multiply by ``gamma`` every ``step_size`` epochs: ``gamma ** (epoch // step_size)``."""
 
     def __init__(self, step_size: int = 10, gamma: float = 0.1, warmup: int = 0) -> None:
         super().__init__(warmup)
@@ -61,68 +66,62 @@ class StepDecay(Schedule):
             raise ValueError(f"step_size must be >= 1, got {step_size}")
         self.step_size, self.gamma = int(step_size), float(gamma)
 
-    def factor(self, epoch: int) -> float:
+    def factor(self, epoch: int, total: int | None) -> float:
         return self.gamma ** (epoch // self.step_size)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "step_size": self.step_size, "gamma": self.gamma}
 
 
+@SCHEDULES.register("exponential")
 class ExponentialDecay(Schedule):
-    """Multiply by ``gamma`` every epoch."""
-
-    name = "exponential"
+    """Multiply by ``gamma`` every epoch: ``gamma ** epoch``."""
 
     def __init__(self, gamma: float = 0.95, warmup: int = 0) -> None:
         super().__init__(warmup)
         self.gamma = float(gamma)
 
-    def factor(self, epoch: int) -> float:
+    def factor(self, epoch: int, total: int | None) -> float:
         return self.gamma**epoch
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "gamma": self.gamma}
 
 
+@SCHEDULES.register("cosine")
 class CosineDecay(Schedule):
-    """Half a cosine from 1 down to ``min_factor`` over ``epochs`` epochs (after warm-up)."""
+    """Half a cosine from 1 down to ``min_factor``:
+    ``min_factor + (1 - min_factor) * (1 + cos(pi * t)) / 2`` with ``t = epoch / epochs``.
 
-    name = "cosine"
+    ``epochs`` is the length of the decay; by default the run's own number of epochs
+    (after warm-up), which ``fit`` tells the optimiser.
+    """
 
-    def __init__(self, epochs: int, min_factor: float = 0.0, warmup: int = 0) -> None:
+    def __init__(self, epochs: int | None = None, min_factor: float = 0.0, warmup: int = 0) -> None:
         super().__init__(warmup)
-        if epochs < 1:
+        if epochs is not None and epochs < 1:
             raise ValueError(f"cosine schedule needs epochs >= 1, got {epochs}")
-        self.epochs, self.min_factor = int(epochs), float(min_factor)
+        if not 0.0 <= min_factor <= 1.0:
+            raise ValueError(f"min_factor must be in [0, 1], got {min_factor}")
+        self.epochs, self.min_factor = (None if epochs is None else int(epochs)), float(min_factor)
 
-    def factor(self, epoch: int) -> float:
-        t = min(epoch, self.epochs) / self.epochs
+    def factor(self, epoch: int, total: int | None) -> float:
+        length = self.epochs or total
+        if length is None:
+            raise ValueError("the cosine schedule needs the number of epochs: fit passes it to "
+                             "optimizer.set_epoch(epoch, total)")
+        t = min(epoch, length) / length
         return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * t))
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "epochs": self.epochs, "min_factor": self.min_factor}
-
-
-SCHEDULES: dict[str, type[Schedule]] = {
-    c.name: c for c in (Schedule, StepDecay, ExponentialDecay, CosineDecay)
-}
-
-
-def get_schedule(spec: str | dict[str, Any] | Schedule | None) -> Schedule:
-    if spec is None:
-        return Schedule()
-    if isinstance(spec, Schedule):
-        return spec
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    kwargs = dict(spec)
-    name = kwargs.pop("name", None)
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
-    return SCHEDULES[name](**kwargs)
+        out = {**super().config(), "min_factor": self.min_factor}
+        return out if self.epochs is None else {**out, "epochs": self.epochs}
 
 
 # --------------------------------------------------------------------------- optimisers
+OPTIMIZERS: Registry[Optimizer] = Registry("optimizer")
+
+
 class Optimizer:
     """Base class: holds the base learning rate, the schedule and per-parameter state."""
 
@@ -136,15 +135,19 @@ class Optimizer:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.base_lr = float(lr)
         self.weight_decay = float(weight_decay)
-        self.schedule = get_schedule(schedule)
+        self.schedule = SCHEDULES.create("constant" if schedule is None else schedule)
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
-        self.set_epoch(0)
+        self.total_epochs: int | None = None
+        self.epoch, self.lr = 0, self.base_lr
 
-    def set_epoch(self, epoch: int) -> None:
-        """Apply the schedule for this (0-based) epoch; ``fit`` calls it at each epoch start."""
+    def set_epoch(self, epoch: int, total: int | None = None) -> None:
+        """Apply the schedule for this (0-based) epoch of a run of ``total`` epochs; ``fit``
+        calls it at the start of every epoch."""
         self.epoch = int(epoch)
-        self.lr = self.base_lr * self.schedule(self.epoch)
+        if total is not None:
+            self.total_epochs = int(total)
+        self.lr = self.base_lr * self.schedule(self.epoch, self.total_epochs)
 
     def step(self, params: Iterable[ParamTriple]) -> None:
         self.steps += 1
@@ -179,7 +182,8 @@ class Optimizer:
         """``(json_meta, arrays)``: scalars as JSON, state arrays keyed ``"param/slot"``."""
         arrays = {f"{name}/{slot}": arr for name, slots in self.state.items()
                   for slot, arr in slots.items() if not slot.startswith("scratch")}
-        meta = {"config": self.config(), "epoch": self.epoch, "steps": self.steps}
+        meta = {"config": self.config(), "epoch": self.epoch, "total_epochs": self.total_epochs,
+                "steps": self.steps}
         return meta, arrays
 
     def load_state_dict(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -192,17 +196,16 @@ class Optimizer:
             name, _, slot = key.rpartition("/")
             self.state.setdefault(name, {})[slot] = np.array(arr)
         self.steps = int(meta.get("steps", 0))
-        self.set_epoch(int(meta.get("epoch", 0)))
+        self.set_epoch(int(meta.get("epoch", 0)), meta.get("total_epochs"))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
         return f"{type(self).__name__}({args})"
 
 
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum and L2 decay."""
-
-    name = "sgd"
 
     def __init__(self, lr: float = 0.01, *, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, schedule: str | dict | Schedule | None = None) -> None:
@@ -236,10 +239,9 @@ class SGD(Optimizer):
         return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction; ``weight_decay`` is L2 added to the gradient."""
-
-    name = "adam"
     decoupled = False
 
     def __init__(self, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
@@ -286,10 +288,9 @@ class Adam(Optimizer):
         return {**super().config(), "betas": list(self.betas), "eps": self.eps}
 
 
+@OPTIMIZERS.register("adamw")
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * wd``."""
-
-    name = "adamw"
     decoupled = True
 
     def __init__(self, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
@@ -298,29 +299,25 @@ class AdamW(Adam):
         super().__init__(lr, betas=betas, eps=eps, weight_decay=weight_decay, schedule=schedule)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Adam, AdamW)}
+@OPTIMIZERS.register("momentum")
+class Momentum(SGD):
+    """SGD with (heavy-ball) momentum, 0.9 unless told otherwise."""
+
+    def __init__(self, lr: float = 0.01, *, momentum: float = 0.9, weight_decay: float = 0.0,
+                 schedule: str | dict | Schedule | None = None) -> None:
+        super().__init__(lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule)
+
+    def config(self) -> dict[str, Any]:
+        return {k: v for k, v in super().config().items() if k != "nesterov"}
 
 
-def get(spec: str | dict[str, Any] | Optimizer, **overrides: Any) -> Optimizer:
-    """An optimiser from a name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``,
-    ``"adamw"``) or a config dict; keyword overrides (``lr=...``) win."""
-    if isinstance(spec, Optimizer):
-        return spec
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    kwargs = {**spec, **{k: v for k, v in overrides.items() if v is not None}}
-    name = kwargs.pop("name", None)
-    if name == "momentum":
-        name = "sgd"
-        kwargs.setdefault("momentum", 0.9)
-    elif name == "nesterov":
-        name = "sgd"
-        kwargs.setdefault("momentum", 0.9)
-        kwargs["nesterov"] = True
-    if name not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimiser {name!r}; choose one of {sorted(OPTIMIZERS) + ['momentum', 'nesterov']}"
-        )
-    if "betas" in kwargs:
-        kwargs["betas"] = tuple(kwargs["betas"])
-    return OPTIMIZERS[name](**kwargs)
+@OPTIMIZERS.register("nesterov")
+class Nesterov(SGD):
+    """SGD with Nesterov momentum, 0.9 unless told otherwise."""
+
+    def __init__(self, lr: float = 0.01, *, momentum: float = 0.9, weight_decay: float = 0.0,
+                 schedule: str | dict | Schedule | None = None) -> None:
+        super().__init__(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay, schedule=schedule)
+
+    def config(self) -> dict[str, Any]:
+        return {k: v for k, v in super().config().items() if k != "nesterov"}

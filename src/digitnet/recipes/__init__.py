@@ -1,11 +1,13 @@
-"""Recipes: the five seed experiments as declarative TOML files, and the runner.
+"""Recipes: run specs as TOML files (the five seed experiments among them) and the runner
+that compares a seed's recipe with what the seed reported.
 
-``digitnet reproduce NAME`` runs one (see :mod:`digitnet.recipes.cli`); in Python::
+``digitnet reproduce NAME`` runs one (see :mod:`digitnet.commands.reproduce`); in Python::
 
     from digitnet.recipes import run_recipe
-    print(run_recipe("seed-002", "improved").line())
+    result, run = run_recipe("seed-002", "improved", out="runs/seed-002")
+    print(result.line())
 """
 
-from .runner import Recipe, Result, build_model, load_recipe, recipe_names, run_recipe
+from .runner import Recipe, Result, load_recipe, merge_improved, recipe_names, run_recipe
 
-__all__ = ["Recipe", "Result", "build_model", "load_recipe", "recipe_names", "run_recipe"]
+__all__ = ["Recipe", "Result", "load_recipe", "merge_improved", "recipe_names", "run_recipe"]

@@ -1,83 +1,125 @@
-"""Turn a recipe into data, a model and a training run, and compare with the seed.
+"""Recipes: run specs in TOML files, the seed experiments among them, and the runner that
+compares a seed's recipe with what the seed reported.
 
-A recipe is a TOML file (see ``seed-000.toml``) with four tables: ``[seed]`` (what the
-seed reports, on which split, and the accepted range), ``[data]``, ``[model]`` and
-``[training]``, plus an ``[improved]`` table whose sub-tables override those for the
-fixed variant. Nothing here is specific to one seed: the quirks are named pieces
-(:mod:`digitnet.recipes.quirks`) that the recipe files choose.
+A recipe file is a run spec (``[data]``, ``[model]``, ``[training]``; see
+:mod:`digitnet.spec`) with a ``name``, ``title`` and ``notes``. A seed experiment adds
+``[seed]`` (what the seed reports, on which split, the accepted range, its seconds) and
+``[improved]``, whose sub-tables override settings for the fixed variant. Nothing here is
+specific to one seed: the quirks are named components (:mod:`digitnet.quirks`) the files
+choose, and every variant runs through :func:`digitnet.experiment.run_training`, so each
+run is an ordinary run directory.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import time
+import dataclasses
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..nn.layers import Layer, Linear
-from ..nn.model import ACTIVATIONS, Sequential
-from ..train import History, fit
-from . import quirks
-from .data import RecipeData, load_recipe_data
+from ..classifier import Classifier, evaluate_split
+from ..data.catalog import RawData, read_format
+from ..errors import SpecError
+from ..experiment import RunResult, run_training
+from ..prepare import PreparedData, prepare
+from ..runs import new_run_dir
+from ..spec import ModelSpec, RunSpec, TrainingSpec
+from ..train import History
 
-__all__ = ["Recipe", "Result", "load_recipe", "recipe_names", "run_recipe", "build_model"]
+__all__ = ["Recipe", "Result", "load_recipe", "recipe_names", "run_recipe", "times"]
 
 Log = Callable[[str], None]
 VARIANTS = ("faithful", "improved")
-LINEAR_TYPES: dict[str, type[Linear]] = {"Linear": Linear, "ScalarBiasLinear": quirks.ScalarBiasLinear}
-ACTIVATION_TYPES: dict[str, type[Layer]] = {**ACTIVATIONS, "rounded_sigmoid": quirks.RoundedSigmoid}
+#: A component's name and the settings that are its options: when ``[improved]`` names
+#: another component, the faithful one's options do not carry over.
+_COMPONENT_OPTIONS = {
+    name: [f.name for f in dataclasses.fields(TrainingSpec) if f.metadata["group"] == name]
+    for name in ("loss", "optimizer", "schedule")
+}
+_MLP_KEYS = [f.name for f in dataclasses.fields(ModelSpec) if f.name not in ("layers", "dtype")]
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """The improved variant: ``base`` with each ``[improved.<table>]`` setting replacing the
-    faithful one whole (a changed loss or optimiser keeps none of the faithful one's keys)."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key].update(copy.deepcopy(value))
-        else:
-            out[key] = copy.deepcopy(value)
+def merge_improved(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """The improved variant's tables: ``base`` with ``over``'s settings, where naming another
+    loss, optimiser or schedule drops the faithful one's options, and giving ``layers``
+    (or the MLP settings) replaces the other way of describing the network."""
+    out = copy.deepcopy({k: base.get(k, {}) for k in ("data", "model", "training")})
+    for table, values in over.items():
+        if table not in out or not isinstance(values, dict):
+            continue
+        target = out[table]
+        if table == "training":
+            for component, options in _COMPONENT_OPTIONS.items():
+                if component in values and values[component] != target.get(component):
+                    for option in options:
+                        target.pop(option, None)
+        if table == "model":
+            if "layers" in values:
+                for key in _MLP_KEYS:
+                    target.pop(key, None)
+            elif any(key in values for key in _MLP_KEYS):
+                target.pop("layers", None)
+        target.update(copy.deepcopy(values))
     return out
 
 
 @dataclass
 class Recipe:
-    """A parsed recipe file: the seed's facts and the faithful and improved settings."""
+    """A parsed recipe: its spec (the faithful variant, for a seed), and for a seed
+    experiment its ``[seed]`` facts and the improved variant."""
 
     name: str
     title: str
-    seed: dict[str, Any]
-    faithful: dict[str, Any]
-    improved: dict[str, Any]
+    notes: str
+    faithful: RunSpec
+    seed: dict[str, Any] | None = None
+    improved: RunSpec | None = None
+    improved_notes: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], origin: str = "<recipe>") -> Recipe:
-        missing = [k for k in ("name", "seed", "data", "model", "training") if k not in d]
-        if missing:
-            raise ValueError(f"{origin}: recipe lacks {', '.join(missing)}")
-        base = {k: d[k] for k in ("data", "model", "training")}
-        base["notes"] = d.get("notes", "")
-        improved = _merge(base, d.get("improved", {}))
-        seed = dict(d["seed"])
-        if seed.get("metric") not in ("valid", "test"):
-            raise ValueError(f"{origin}: [seed] metric must be 'valid' or 'test'")
-        return cls(d["name"], d.get("title", ""), seed, base, improved)
+        if "name" not in d or not isinstance(d["name"], str):
+            raise SpecError(f"{origin}: a recipe needs a name")
+        faithful = RunSpec.from_dict(d, origin)
+        seed, improved, improved_notes = d.get("seed"), None, ""
+        if seed is not None:
+            if not isinstance(seed, dict) or seed.get("metric") not in ("valid", "test") \
+                    or not isinstance(seed.get("reported"), (int, float)):
+                raise SpecError(f"{origin}: [seed] needs metric = 'valid' or 'test' and a reported figure")
+            over = d.get("improved", {})
+            if not isinstance(over, dict):
+                raise SpecError(f"{origin}: [improved] must be a table")
+            improved = RunSpec.from_dict(merge_improved(d, over), f"{origin} [improved]")
+            improved_notes = str(over.get("notes", ""))
+        return cls(d["name"], str(d.get("title", "")), str(d.get("notes", "")), faithful, seed, improved,
+                   improved_notes)
 
-    def variant(self, name: str) -> dict[str, Any]:
+    @property
+    def is_seed(self) -> bool:
+        return self.seed is not None
+
+    def variant(self, name: str) -> RunSpec:
         if name not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {name!r}")
-        return self.faithful if name == "faithful" else self.improved
+            raise SpecError(f"variant must be one of {', '.join(VARIANTS)}, got {name!r}")
+        if name == "improved":
+            if self.improved is None:
+                raise SpecError(f"recipe {self.name} has no improved variant (it is not a seed experiment)")
+            return self.improved
+        return self.faithful
+
+    def variant_notes(self, name: str) -> str:
+        return self.improved_notes if name == "improved" else self.notes
 
     @property
     def accept(self) -> tuple[float, float]:
         """The range a faithful run must land in (default: the reported figure ± 1 pp)."""
+        assert self.seed is not None
         if "accept" in self.seed:
             lo, hi = self.seed["accept"]
             return float(lo), float(hi)
@@ -94,54 +136,23 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     """A built-in recipe by name (``"seed-000"``) or a recipe file by path."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
-        text, origin = path.read_text(), str(path)
+        text, origin = path.read_text(encoding="utf-8"), str(path)
     else:
         names = recipe_names()
         if str(name_or_path) not in names:
-            raise ValueError(f"unknown recipe {str(name_or_path)!r}; built-in recipes: {', '.join(names)}")
-        text = (resources.files(__package__) / f"{name_or_path}.toml").read_text()
+            raise SpecError(f"unknown recipe {str(name_or_path)!r}; built-in recipes: {', '.join(names)}"
+                            " (or give a .toml file)")
+        text = (resources.files(__package__) / f"{name_or_path}.toml").read_text(encoding="utf-8")
         origin = f"{name_or_path}.toml"
     try:
         return Recipe.from_dict(tomllib.loads(text), origin)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{origin}: not valid TOML ({exc})") from None
-
-
-def _per_layer(value: Any, n: int, what: str) -> list[Any]:
-    if isinstance(value, list):
-        if len(value) != n:
-            raise ValueError(f"[model] {what} lists {len(value)} entries for {n} Linear layers")
-        return value
-    return [value] * n
-
-
-def build_model(spec: dict[str, Any], n_out: int | None = None, seed: int = 0) -> Sequential:
-    """The network a ``[model]`` table describes: ``sizes``, ``activations`` (one per Linear
-    layer, ``"none"`` for raw outputs), ``bias``, ``weight_init``/``bias_init`` (one or per
-    layer), ``linear`` (``Linear`` or a quirk type). ``n_out`` replaces the last size."""
-    sizes = list(spec["sizes"])
-    if n_out is not None:
-        sizes[-1] = n_out
-    n = len(sizes) - 1
-    acts = _per_layer(spec.get("activations", "relu"), n, "activations")
-    weight_init = _per_layer(spec.get("weight_init", "he_normal"), n, "weight_init")
-    bias_init = _per_layer(spec.get("bias_init", "zeros"), n, "bias_init")
-    linear = LINEAR_TYPES[spec.get("linear", "Linear")]
-    rng = np.random.default_rng(seed)
-    layers: list[Layer] = []
-    for i in range(n):
-        layers.append(linear(sizes[i], sizes[i + 1], bias=bool(spec.get("bias", True)),
-                             weight_init=weight_init[i], bias_init=bias_init[i], rng=rng))
-        if acts[i] != "none":
-            if acts[i] not in ACTIVATION_TYPES:
-                raise ValueError(f"unknown activation {acts[i]!r}; choose one of {sorted(ACTIVATION_TYPES)}")
-            layers.append(ACTIVATION_TYPES[acts[i]]())
-    return Sequential(layers)
+        raise SpecError(f"{origin}: not valid TOML ({exc})") from None
 
 
 @dataclass
 class Result:
-    """One recipe run and how it compares with its seed."""
+    """One recipe run, how it compares with its seed, and where its run directory is."""
 
     recipe: str
     variant: str
@@ -152,10 +163,10 @@ class Result:
     seconds: float
     epochs: int
     note: str
+    run_dir: Path | None = None
     seed_seconds: float | None = None
     target_epoch: int | None = None
     target_seconds: float | None = None
-    history: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -196,6 +207,12 @@ class Result:
                          f"({faithful_seconds:.1f} s)")
         return text + (": " + "; ".join(parts) if parts else "")
 
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["run_dir"] = None if self.run_dir is None else str(self.run_dir)
+        d["accept"], d["ok"] = list(self.accept), self.ok
+        return d
+
 
 def times(ratio: float | None) -> str:
     """``12.3`` -> ``"12x faster"``, ``1.46`` -> ``"1.5x faster"``, ``0.5`` -> ``"2.0x slower"``."""
@@ -206,80 +223,80 @@ def times(ratio: float | None) -> str:
     return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
 
 
-def accuracy(model: Sequential, loss: Any, x: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of ``y`` (n,) that ``model`` gets right on ``x`` (n, d)."""
+def _split_accuracy(clf: Classifier, data: PreparedData, split: str) -> float:
+    x, y = (data.x_valid, data.y_valid) if split == "valid" else (data.x_test, data.y_test)
     if len(x) == 0:
         return float("nan")
-    return float(np.mean(loss.predict_labels(model.predict(x)) == y))
+    scale = data.eval_scale
+    return float(np.mean(evaluate_split(clf, x, y, scale) == y))
 
 
-def run_recipe(recipe: Recipe | str, variant: str = "faithful", *, data_dir: str | Path | None = None,
-               fetch: bool = True, digits: list[int] | None = None, seed: int | None = None,
-               epochs: int | None = None, log: Log = print,
-               data_cache: dict[str, RecipeData] | None = None) -> Result:
-    """Train one variant of a recipe and return its :class:`Result`.
+def run_recipe(recipe: Recipe | str, variant: str = "faithful", *, out: str | Path | None = None,
+               overwrite: bool = False, data_dir: str | Path | None = None, fetch: bool = True,
+               digits: list[int] | None = None, seed: int | None = None, epochs: int | None = None,
+               log: Log = print, raw_cache: dict[str, RawData] | None = None) -> tuple[Result, RunResult]:
+    """Train one variant of a seed recipe into a run directory and compare with the seed.
 
     ``digits`` trains on other digits than the recipe's (the seed figure then does not
-    apply); ``seed`` and ``epochs`` override the recipe's; ``data_cache`` lets several
-    runs share loaded data (keyed by the ``[data]`` table).
+    apply); ``seed`` and ``epochs`` override the recipe's; ``raw_cache`` lets several runs
+    share the files they read (keyed by format).
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    if not recipe.is_seed:
+        raise SpecError(f"{recipe.name} is not a seed experiment; train it with `digitnet train --recipe "
+                        f"{recipe.name}`")
+    assert recipe.seed is not None
     spec = recipe.variant(variant)
-    data_spec, model_spec, train_spec = spec["data"], spec["model"], dict(spec["training"])
-    key = json.dumps([data_spec, digits], sort_keys=True)
-    t_start = time.perf_counter()
-    if data_cache is not None and key in data_cache:
-        data = data_cache[key]
-    else:
-        data = load_recipe_data(data_spec, data_dir=data_dir, fetch=fetch, digits=digits, log=log)
-        if data_cache is not None:
-            data_cache[key] = data
-    log(f"{recipe.name} ({variant}): data: {data.note}")
-    n_out = 1 if model_spec["sizes"][-1] == 1 else len(data.classes)
-    if n_out == 1 and len(data.classes) != 2:
-        raise ValueError(f"{recipe.name} is a binary task: give exactly two digits, got {data.classes}")
-    run_seed = int(train_spec.get("seed", 0) if seed is None else seed)
-    model = build_model(model_spec, n_out, run_seed)
-    loss = quirks.make_loss(train_spec["loss"])
-    n_epochs = int(epochs or train_spec["epochs"])
-    batch = int(train_spec.get("batch_size", 0)) or len(data.x_train)
-    optimizer_spec = dict(train_spec["optimizer"])
-    if optimizer_spec.get("schedule") == "cosine":
-        optimizer_spec["schedule"] = {"name": "cosine", "epochs": n_epochs}
-    extra = {}
-    if optimizer_spec["name"] in quirks.QUIRK_OPTIMIZERS:  # its step needs the batch size
-        if len(data.x_train) % batch:
-            raise ValueError(f"{recipe.name}: {optimizer_spec['name']} needs batches of equal size; "
-                             f"{batch} does not divide {len(data.x_train)} training images")
-        extra = {"samples": batch}
-    optimizer = quirks.make_optimizer(optimizer_spec, **extra)
+    changes = {k: v for k, v in (("digits", tuple(digits) if digits else None), ("seed", seed),
+                                 ("epochs", epochs)) if v is not None}
+    spec = spec.replace(**changes) if changes else spec
     metric = recipe.seed["metric"]
-    same_task = digits is None or list(digits) == list(data_spec.get("digits") or range(10))
+    same_task = digits is None or sorted(digits) == sorted(recipe.faithful.data.digits or range(10))
     reported = float(recipe.seed["reported"]) if same_task else None
-    # improved runs evaluate the seed's split every epoch, to time when they pass the seed
+
+    fmt = spec.data.format
+    if raw_cache is not None and fmt in raw_cache:
+        raw = raw_cache[fmt]
+    else:
+        raw = read_format(fmt, data_dir, fetch=fetch, log=log)
+        if raw_cache is not None:
+            raw_cache[fmt] = raw
+    data = prepare(spec.data, raw.parts, seed=spec.training.seed,
+                   source={**raw.source, "note": raw.note, "data_dir": str(data_dir) if data_dir else None})
+    log(f"{recipe.name} ({variant}): data: {raw.note}")
+
+    # improved runs measure the seed's split every epoch, to time when they pass the seed
     watch = variant == "improved" and reported is not None
-    x_m, y_m = data.split(metric)
+    n_epochs = spec.training.epochs
     every = max(1, n_epochs // 10)
+    seen: list[float] = []
 
-    def report(epoch: int, h: History) -> None:
+    def report(epoch: int, h: History, clf: Classifier) -> None:
+        if watch:
+            seen.append(_split_accuracy(clf, data, metric))
         if epoch % every == 0 or epoch == n_epochs:
-            extra = f" {metric} acc {h.val_accuracy[-1]:.4f}" if watch else ""
-            log(f"  epoch {epoch}/{n_epochs}: loss {h.loss[-1]:.4f} "
-                f"train acc {h.train_accuracy[-1]:.4f}{extra}")
+            extra = f" {metric} acc {seen[-1]:.4f}" if watch else ""
+            log(f"  epoch {epoch}/{n_epochs}: loss {h.loss[-1]:.4f} train acc {h.train_accuracy[-1]:.4f}{extra}")
 
-    history = fit(model, loss, optimizer, data.x_train, data.y_train, epochs=n_epochs, batch_size=batch,
-                  shuffle=bool(train_spec.get("shuffle", True)), seed=run_seed, progress=False,
-                  validation_data=(x_m, y_m) if watch else None, on_epoch_end=report)
-    result = Result(recipe.name, variant, metric, reported, accuracy(model, loss, x_m, y_m),
-                    recipe.accept, history.train_seconds, len(history.epoch), data.note,
-                    seed_seconds=recipe.seed.get("seconds"), history=history.to_dict())
-    if watch:
-        elapsed = np.cumsum(history.seconds)
-        for i, acc in enumerate(history.val_accuracy):
-            if acc >= reported:
-                result.target_epoch, result.target_seconds = i + 1, float(elapsed[i])
-                break
-    log(f"{recipe.name} ({variant}): {metric} accuracy {result.accuracy:.4f} "
-        f"({time.perf_counter() - t_start:.1f} s with data loading)")
-    return result
+    def comparison(clf: Classifier, d: PreparedData, h: History) -> dict[str, Any]:
+        accuracy = _split_accuracy(clf, d, metric)
+        result = Result(recipe.name, variant, metric, reported, accuracy, recipe.accept, h.train_seconds,
+                        len(h.epoch), raw.note, seed_seconds=recipe.seed.get("seconds"))
+        if watch:
+            elapsed = np.cumsum(h.seconds)
+            for i, acc in enumerate(seen):
+                if acc >= reported:
+                    result.target_epoch, result.target_seconds = i + 1, float(elapsed[i])
+                    break
+        results.append(result)
+        return {"recipe": {"name": recipe.name, "variant": variant, **result.to_dict()}}
+
+    results: list[Result] = []
+    dest = Path(out) if out is not None else new_run_dir(label=f"{recipe.name}-{variant}")
+    run = run_training(spec, out=dest, overwrite=overwrite, data=data, progress=False, log=lambda _: None,
+                       on_epoch_end=report, extra_metrics=comparison)
+    result = results[0]
+    result.run_dir = run.run_dir
+    log(f"{recipe.name} ({variant}): {metric} accuracy {result.accuracy:.4f}; run directory {run.run_dir}")
+    return result, run

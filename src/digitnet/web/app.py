@@ -24,7 +24,6 @@ or out of range, or an image with no ink.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..classifier import Classifier
 from ..data import images
-from .cli import MAX_BODY_BYTES, MAX_PIXELS
+from .limits import MAX_BODY_BYTES, MAX_PIXELS
 
 STATIC_DIR = Path(__file__).with_name("static")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
@@ -83,15 +82,14 @@ _ERRORS = {code: {"description": text, "content": {"application/json": {"schema"
 def describe_model(clf: Classifier) -> dict[str, Any]:
     """A JSON-able summary of a classifier for ``GET /api/model`` and the page."""
     layers = clf.model.layers
-    linear = [layer for layer in layers if type(layer).__name__ == "Linear"]
+    linear = [layer for layer in layers if hasattr(layer, "out_features")]
     sizes = [clf.n_features] + [layer.out_features for layer in linear]
-    activations = sorted({type(layer).__name__ for layer in layers[:-1]
-                          if type(layer).__name__ in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh")})
+    activations = sorted({layer.name for layer in layers[:-1] if layer.activation})
     return {
         "sizes": sizes,
         "hidden_sizes": sizes[1:-1],
         "activations": activations,
-        "layers": [layer.config() | {"type": type(layer).__name__} for layer in layers],
+        "layers": [layer.config() for layer in layers],
         "parameters": clf.model.num_parameters,
         "classes": [int(c) for c in clf.classes],
         "loss": type(clf.loss).__name__,
@@ -143,14 +141,12 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
                   description="Predict handwritten digits with a network written from scratch "
                               "in NumPy.")
     model_info = describe_model(classifier)
-    lock = threading.Lock()  # layers reuse their output buffers: one forward pass at a time
 
     def infer(pixels: np.ndarray) -> dict[str, Any]:
         """``pixels (784,)`` on the 0-255 scale -> the prediction's JSON."""
-        x = pixels.reshape(1, -1)
-        with lock:
-            probs = classifier.predict_proba(x)[0]
-            hidden = [h[0] for h in classifier.hidden_activations(x)]
+        x = pixels.reshape(1, -1)  # the model is in evaluation mode: every forward pass has its own arrays
+        probs = classifier.predict_proba(x)[0]
+        hidden = [h[0] for h in classifier.hidden_activations(x)]
         k = int(np.argmax(probs))
         return {
             "digit": int(classifier.classes[k]),

@@ -1,9 +1,14 @@
-"""The ``digitnet serve MODEL`` command: the web page and API on a local port."""
+"""``digitnet serve MODEL``: the drawing page and the JSON API on a local port."""
 
 from __future__ import annotations
 
 import argparse
 import socket
+
+from ..web.limits import MAX_BODY_BYTES, MAX_PIXELS
+from .common import CommandError, add_model_argument, load_model
+
+NAME = "serve"
 
 
 def port_number(text: str) -> int:
@@ -16,18 +21,15 @@ def port_number(text: str) -> int:
     return value
 
 
-MAX_BODY_BYTES = 2 * 1024 * 1024  # the defaults of digitnet.web.app, without importing FastAPI here
-MAX_PIXELS = 4_000_000
 
-
-def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "serve", help="a web page to draw digits and watch the model read them, with a JSON API",
+        NAME, help="a web page to draw digits and watch the model read them, with a JSON API",
         description="Serve MODEL: the drawing page at /, POST /api/predict (PNG/JPEG bytes or a "
                     "JSON array of 784 numbers), GET /api/model, the OpenAPI description at "
                     "/openapi.json. Listens on 127.0.0.1 (this machine only) unless --host says "
                     "otherwise.")
-    p.add_argument("model", help="model file (model.npz) or run directory")
+    add_model_argument(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=port_number, default=8000, help="port (default: %(default)s)")
@@ -38,23 +40,20 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default: %(default)s)")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=run)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from ..classifier import Classifier
-    from ..cli import CommandError, model_path
-
+def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .app import create_app
+        from ..web.app import create_app
     except ImportError as exc:
         raise CommandError(f"digitnet serve needs the web extra ({exc.name} is missing): "
                            "pip install 'digitnet[web]'") from None
     if args.max_body_bytes < 1 or args.max_pixels < 1:
         raise CommandError("--max-body-bytes and --max-pixels must be positive")
-    clf = Classifier.load(model_path(args.model))
+    clf = load_model(args.model)
     app = create_app(clf, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
@@ -69,8 +68,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: any free port), or a one-line error."""
-    from ..cli import CommandError
-
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)

@@ -1,9 +1,12 @@
-"""``digitnet reproduce``: run the seed recipes and compare with what the seeds report.
+"""``digitnet reproduce``: run the seed recipes into run directories and compare with what
+the seeds report.
 
     digitnet reproduce seed-002               the faithful recipe: seed's figure, ours, seconds
     digitnet reproduce seed-002 --improved    the fixed variant, and how much faster it got there
     digitnet reproduce seed-000 --digits 3,8  a binary recipe on two other digits
-    digitnet reproduce --all                  every recipe, both variants -> docs/reproduction.md
+    digitnet reproduce --all --out runs/seeds every recipe, both variants -> docs/reproduction.md
+
+Each run is an ordinary run directory, so ``evaluate``, ``report`` and ``compare`` work on it.
 """
 
 from __future__ import annotations
@@ -20,40 +23,48 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_write
-from .runner import Result, load_recipe, recipe_names, run_recipe, times
+from .common import CommandError, add_data_option, int_list
+
+NAME = "reproduce"
 
 
-def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
-    from ..cli import add_data_option, int_list
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..recipes import recipe_names
 
     p = sub.add_parser(
-        "reproduce", help="reproduce a seed experiment (or all of them) and compare with its report",
+        NAME, help="reproduce a seed experiment (or all of them) and compare with its report",
         description="Train a seed experiment's recipe exactly as the seed describes it and print the "
                     "seed's reported figure beside ours. --improved runs the fixed variant (same "
-                    "network size). --all runs every recipe, both variants, and writes a table.")
+                    "network size). --all runs every seed recipe, both variants, and writes a table. "
+                    "Every run is saved as a run directory.")
     p.add_argument("name", nargs="?", help=f"recipe name ({', '.join(recipe_names())}) or a .toml file")
     p.add_argument("--improved", action="store_true", help="run the fixed, well-trained variant")
-    p.add_argument("--all", action="store_true", help="every recipe, both variants; writes --out")
+    p.add_argument("--all", action="store_true", help="every seed recipe, both variants; writes --table")
     p.add_argument("--list", action="store_true", help="list the recipes and what each seed reports")
     p.add_argument("--digits", type=int_list, default=None,
                    help="for binary recipes (seed-000): the two digits, e.g. 3,8")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's)")
-    p.add_argument("--out", metavar="FILE", default="docs/reproduction.md",
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="the run directory to write (with --all: a directory that gets one run per "
+                        "recipe and variant, e.g. DIR/seed-002-improved); default: runs/<timestamp>-<recipe>")
+    p.add_argument("--overwrite", action="store_true", help="replace existing runs at --out")
+    p.add_argument("--table", metavar="FILE", default="docs/reproduction.md",
                    help="with --all: the Markdown table to write (default: %(default)s)")
     p.add_argument("--no-fetch", action="store_true",
                    help="never download (mnist.pkl.gz is then built from the IDX files)")
     p.add_argument("--quiet", action="store_true", help="print only the result lines")
     add_data_option(p)
-    p.set_defaults(func=cmd_reproduce)
+    p.set_defaults(func=run)
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+def run(args: argparse.Namespace) -> int:
+    from ..recipes import Result, load_recipe, recipe_names, run_recipe
 
     if args.list:
         for name in recipe_names():
             r = load_recipe(name)
-            print(f"{name:<15} {r.title}: reports {r.seed['reports']}")
+            reports = f"reports {r.seed['reports']}" if r.is_seed else "a recipe for digitnet train --recipe"
+            print(f"{name:<15} {r.title}: {reports}")
         return 0
     if args.all == bool(args.name):
         raise CommandError("give a recipe name or --all (not both); --list shows the recipes")
@@ -62,36 +73,45 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise CommandError(f"--digits needs two distinct digits 0-9, e.g. 0,1; got {args.digits}")
         if args.all:
             raise CommandError("--digits applies to one binary recipe, not to --all")
+
     def log(msg: str) -> None:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    common = {"data_dir": args.data, "fetch": not args.no_fetch, "seed": args.seed, "log": log}
+    common = {"data_dir": args.data, "fetch": not args.no_fetch, "seed": args.seed, "log": log,
+              "overwrite": args.overwrite}
     if not args.all:
-        try:
-            recipe = load_recipe(args.name)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        if args.digits is not None and recipe.faithful["model"]["sizes"][-1] != 1:
+        recipe = load_recipe(args.name)
+        if not recipe.is_seed:
+            raise CommandError(f"{recipe.name} is not a seed experiment; train it with "
+                               f"`digitnet train --recipe {recipe.name}`")
+        if args.digits is not None and recipe.faithful.data.digits is None:
             raise CommandError(f"{recipe.name} is not a binary recipe: --digits applies to seed-000")
         variant = "improved" if args.improved else "faithful"
-        result = run_recipe(recipe, variant, digits=list(args.digits) if args.digits else None, **common)
+        result, _ = run_recipe(recipe, variant, out=args.out, digits=list(args.digits) if args.digits else None,
+                               **common)
         print(result.line())
+        print(f"run directory: {result.run_dir}")
         return 0 if result.ok else 1
 
     started = time.perf_counter()
     results: list[tuple[Result, Result]] = []
+    base = Path(args.out) if args.out is not None else None
     for name in recipe_names():
+        if not load_recipe(name).is_seed:
+            continue
         cache: dict = {}
-        faithful = run_recipe(name, "faithful", data_cache=cache, **common)
-        print(faithful.line(), flush=True)
-        improved = run_recipe(name, "improved", data_cache=cache, **common)
-        print(improved.line(faithful.seconds), flush=True)
-        results.append((faithful, improved))
+        pair = []
+        for variant in ("faithful", "improved"):
+            out = None if base is None else base / f"{name}-{variant}"
+            result, _ = run_recipe(name, variant, out=out, raw_cache=cache, **common)
+            print(result.line(pair[0].seconds if pair else None), flush=True)
+            pair.append(result)
+        results.append((pair[0], pair[1]))
     total = time.perf_counter() - started
-    write_report(Path(args.out), results, total, " ".join(["digitnet", "reproduce", "--all"]))
+    write_table(Path(args.table), results, total, "digitnet reproduce --all")
     failed = [f"{r.recipe} {r.variant}" for pair in results for r in pair if not r.ok]
-    print(f"{len(results)} recipes, both variants, in {total / 60:.1f} min; table written to {args.out}"
+    print(f"{len(results)} recipes, both variants, in {total / 60:.1f} min; table written to {args.table}"
           + (f"; NOT MET: {', '.join(failed)}" if failed else "; every target met"))
     return 1 if failed else 0
 
@@ -106,8 +126,11 @@ def _home_relative(text: str) -> str:
     return text.replace(home + os.sep, "~" + os.sep) if home != os.sep else text
 
 
-def write_report(path: Path, results: list[tuple[Result, Result]], total: float, command: str) -> None:
+def write_table(path: Path, results: list, total: float, command: str) -> None:
     """Write the reproduction table (Markdown) atomically."""
+    from ..recipes import load_recipe
+    from ..recipes.runner import times
+
     lines = [
         "# Reproducing the seed experiments",
         "",
@@ -144,11 +167,12 @@ def write_report(path: Path, results: list[tuple[Result, Result]], total: float,
             "",
             f"- Seed reports: {recipe.seed['reports']}.",
             f"- Data: {_home_relative(f.note)}.",
-            f"- Faithful: {' '.join(recipe.faithful['notes'].split())}",
-            f"- Improved: {' '.join(recipe.improved['notes'].split())}",
+            f"- Faithful: {' '.join(recipe.notes.split())}",
+            f"- Improved: {' '.join(recipe.improved_notes.split())}",
             "",
         ]
     lines += ["Run one recipe with `digitnet reproduce NAME` (add `--improved` for the fixed variant); "
+              "each run is a run directory that `digitnet evaluate`, `report` and `compare` read; "
               "the recipe files are `src/digitnet/recipes/*.toml`.", ""]
     with atomic_write(path) as fh:
         fh.write("\n".join(lines).encode())

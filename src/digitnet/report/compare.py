@@ -1,0 +1,140 @@
+"""``compare``: several runs side by side, as a table and one figure of validation curves.
+
+A directory that is not a finished run (an unfinished ``RUN.partial``, say) is skipped with
+a note instead of stopping the comparison, so ``digitnet compare runs/*`` always works.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import plots
+from ..runs import Run, RunError, is_incomplete, load_run
+from .figures import ReportError
+from .page import at_best
+
+COMPARE_COLUMNS = ("run", "hidden", "activation", "optimizer", "lr", "epochs", "best epoch",
+                   "val acc at best", "final val acc", "test acc", "train s")
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare_runs` made: one row per run, the figure, and the runs it skipped."""
+
+    rows: list[dict[str, Any]]
+    figure: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _network(model: Mapping[str, Any]) -> tuple[list[int] | None, str | None]:
+    """Hidden sizes and activation from a spec's ``[model]`` table (either form)."""
+    layers = model.get("layers")
+    if isinstance(layers, list):
+        sized = [entry.get("out_features") for entry in layers if isinstance(entry, Mapping)
+                 and "out_features" in entry]
+        kinds = [entry.get("type") for entry in layers if isinstance(entry, Mapping)]
+        acts = [k for k in kinds if isinstance(k, str) and k not in ("Linear", "Dropout") and "Linear" not in k]
+        return sized[:-1], acts[0] if acts else None
+    hidden = model.get("hidden", [256])
+    return (list(hidden) if isinstance(hidden, list) else None), model.get("activation", "relu")
+
+
+def compare_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row of settings and final metrics per run, as JSON-able values (None: unknown).
+
+    Keys: :data:`COMPARE_COLUMNS` (``"hidden"`` is a list of sizes, accuracies are fractions,
+    ``"train s"`` seconds). The best epoch is the one the run's ``monitor`` chose.
+    """
+    rows = []
+    for run in runs:
+        model = run.config.get("model") if isinstance(run.config.get("model"), Mapping) else {}
+        training = run.config.get("training") if isinstance(run.config.get("training"), Mapping) else {}
+        hidden, activation = _network(model)
+        m, h = run.metrics, run.metrics["history"]
+        finite = [v for v in h["val_accuracy"] if math.isfinite(v)]
+        rows.append({
+            "run": run.name,
+            "hidden": hidden,
+            "activation": activation,
+            "optimizer": training.get("optimizer", "adam"),
+            "lr": _number(training.get("lr", 0.002)),
+            "epochs": m["epochs"],
+            "best epoch": h.get("best_epoch"),
+            "val acc at best": _number(at_best(h, "val_accuracy")),
+            "final val acc": float(finite[-1]) if finite else None,
+            "test acc": _number(m["test_accuracy"]),
+            "train s": _number(m.get("train_seconds")),
+        })
+    return rows
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if column == "hidden" and isinstance(value, list):
+        return "-".join(str(v) for v in value) if value else "none"
+    if column.endswith("acc") or column == "val acc at best":
+        return f"{value:.4f}"
+    if column == "lr":
+        return f"{value:g}"
+    if column == "train s":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COMPARE_COLUMNS) -> str:
+    """A plain-text table with aligned columns of :func:`compare_rows`."""
+    cells = [[_cell(col, r.get(col)) for col in columns] for r in rows]
+    widths = [max(len(col), *(len(row[i]) for row in cells)) for i, col in enumerate(columns)]
+    out = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in out)
+
+
+def compare_output_path(out: str | Path | None) -> Path:
+    """Where ``compare`` writes its figure: ``out`` if it names a .png file, else
+    ``out/compare.png`` (``out`` a directory; default the current directory)."""
+    if out is None:
+        return Path.cwd() / "compare.png"
+    out = Path(out)
+    return out if out.suffix.lower() == ".png" else out / "compare.png"
+
+
+def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Comparison:
+    """Overlay the validation curves of the finished runs among ``run_dirs`` into one PNG."""
+    if not run_dirs:
+        raise ReportError("give at least one run directory to compare")
+    runs, notes = [], []
+    for d in run_dirs:
+        if is_incomplete(d):
+            notes.append(f"skipped {d}: an unfinished run (resume it with `digitnet train --resume "
+                         f"{str(d).removesuffix('.partial')}`)")
+            continue
+        try:
+            runs.append(load_run(d, model=False))
+        except RunError as exc:
+            if len(run_dirs) == 1:
+                raise
+            notes.append(f"skipped {d}: {exc}")
+    if not runs:
+        raise ReportError("none of the directories is a finished run: " + "; ".join(notes))
+    labels = [r.name for r in runs]
+    if len(set(labels)) != len(labels):  # same directory names under different parents
+        labels = [str(r.path) for r in runs]
+    rows = compare_rows(runs)
+    for row, label in zip(rows, labels, strict=True):
+        row["run"] = label
+    path = compare_output_path(out)
+    plots.plot_validation_curves([(label, r.metrics["history"]) for label, r in zip(labels, runs, strict=True)],
+                                 path, title=f"Validation curves of {len(runs)} run{'s' * (len(runs) > 1)}")
+    return Comparison(rows, path, notes)

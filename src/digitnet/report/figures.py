@@ -1,0 +1,168 @@
+"""The report's figures: what each shows, its caption, and the function that draws it.
+
+:func:`analyse` runs a model on the test images once; :func:`report_figures` turns that
+into :class:`ReportFigure` objects, each carrying its own ``draw(path) -> png bytes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import plots
+from ..classifier import Classifier
+from ..data.datasets import load_mnist
+from ..errors import DigitnetError
+from ..metrics import classification_report
+from ..runs import Run
+
+
+class ReportError(DigitnetError, ValueError):
+    """A run cannot be reported on (for example, the test data hold none of its digits)."""
+
+
+@dataclass
+class ReportFigure:
+    """One PNG of the report: its file, section heading, anchor, caption, how it is drawn,
+    and (once drawn) its bytes."""
+
+    filename: str
+    heading: str
+    anchor: str
+    caption: str
+    draw: Callable[[Path], bytes]
+    extra: str = ""  # HTML shown under the image
+    png: bytes = b""
+
+
+@dataclass
+class Analysis:
+    """A model run once over the test images of its digits: inputs uint8 ``(n, 784)``, labels,
+    their indices in the whole test set, predictions, confidences and the classification
+    report."""
+
+    x: np.ndarray
+    y: np.ndarray
+    index: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    report: dict[str, Any]
+    classes: list[int]
+
+    @property
+    def names(self) -> list[str]:
+        return [str(c) for c in self.classes]
+
+
+def load_test_set(clf: Classifier, data_dir: str | Path | None, dataset: dict[str, Any] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST test images (n, 784) uint8, labels (n,) and their indices (n,) in the whole test
+    set, restricted to ``clf.classes``.
+
+    The data come from ``data_dir``, else from the run's own data directory when it still
+    exists, else from :func:`load_mnist`'s usual search (``$DIGITNET_DATA``, cache, fetch).
+    """
+    recorded = (dataset or {}).get("data_dir")
+    if data_dir is None and recorded and Path(recorded).is_dir():
+        data_dir = recorded
+    ds = load_mnist(data_dir, progress=False)
+    index = np.arange(len(ds.y_test))
+    if sorted(clf.classes) != list(range(10)):
+        index = index[np.isin(ds.y_test, clf.classes)]
+    if len(index) == 0:
+        raise ReportError(f"the test data has no images of the model's digits {clf.classes}")
+    return ds.x_test[index], ds.y_test[index], index
+
+
+def analyse(clf: Classifier, x: np.ndarray, y: np.ndarray, index: np.ndarray) -> Analysis:
+    classes = [int(c) for c in clf.classes]
+    predicted, proba = clf.predict_with_proba(x)
+    confidence = proba[np.arange(len(x)), np.searchsorted(classes, predicted)]
+    report = classification_report(np.searchsorted(classes, y), np.searchsorted(classes, predicted),
+                                   num_classes=len(classes), class_names=[str(c) for c in classes])
+    return Analysis(x, y, index, predicted, confidence, report, classes)
+
+
+def confident_mistakes(y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray,
+                       k: int = 25) -> np.ndarray:
+    """Indices of up to ``k`` misclassified samples, most confident first (ties: lower index)."""
+    wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))
+    order = np.argsort(-np.asarray(confidence)[wrong], kind="stable")
+    return wrong[order[:k]]
+
+
+def first_layer_weights(clf: Classifier) -> np.ndarray:
+    """The ``(inputs, units)`` weight matrix of the network's first layer with weights."""
+    for layer in clf.model.layers:
+        weight = layer.params.get("weight")
+        if weight is not None and weight.ndim == 2:
+            return np.asarray(weight)
+    raise ReportError("the model has no layer with weights")
+
+
+def per_class_table(report: dict[str, Any]) -> str:
+    """HTML table of per-class precision, recall, F1 and support (a classification report)."""
+    import html
+
+    head = "<tr><th>digit</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>"
+    body = "".join(f"<tr><th scope=\"row\">{html.escape(name)}</th><td>{s['precision']:.4f}</td>"
+                   f"<td>{s['recall']:.4f}</td><td>{s['f1']:.4f}</td><td>{s['support']:,}</td></tr>"
+                   for name, s in report["per_class"].items())
+    return (f'<table class="per-class"><caption>Per-class scores (macro F1 {report["macro_f1"]:.4f})'
+            f"</caption>{head}{body}</table>")
+
+
+def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int = 10) -> list[ReportFigure]:
+    """The report's figures for ``run``, given the model's analysis ``a`` of the test set."""
+    clf = run.classifier
+    assert clf is not None
+    wrong = confident_mistakes(a.y, a.predicted, a.confidence, mistakes)
+    n_wrong = int(np.count_nonzero(a.y != a.predicted))
+    per = a.report["per_class"]
+    weights = first_layer_weights(clf)
+    is_hidden = len(clf.hidden_activations(a.x[:1])) > 0
+    unit = "hidden unit" if is_hidden else "output unit"
+    history = run.metrics["history"]
+    monitor = "validation accuracy" if history.get("monitor") == "val_accuracy" else "validation loss"
+    return [
+        ReportFigure(
+            "history.png", "Loss and accuracy per epoch", "history",
+            "Training values are means over each epoch while the weights change; validation values "
+            f"are measured on the held-out images after each epoch. The star marks the best epoch, "
+            f"chosen by {monitor}.",
+            lambda p: plots.plot_history(history, p)),
+        ReportFigure(
+            "confusion.png", "Confusion matrix", "confusion",
+            f"Rows: true digit; columns: predicted digit; counts over {len(a.x):,} test images. "
+            "Colour shows the fraction of each true digit's images.",
+            lambda p: plots.plot_confusion_matrix(a.report["confusion_matrix"], a.names, p)),
+        ReportFigure(
+            "precision_recall.png", "Precision and recall per class", "precision-recall",
+            "Precision: of the images predicted as a digit, the fraction that are it. "
+            "Recall: of the images of a digit, the fraction found.",
+            lambda p: plots.plot_precision_recall([per[n]["precision"] for n in a.names],
+                                                  [per[n]["recall"] for n in a.names], a.names, p),
+            extra=per_class_table(a.report)),
+        ReportFigure(
+            "mistakes.png", "Most confidently wrong test digits", "mistakes",
+            f"{n_wrong:,} of {len(a.x):,} test images are misclassified; shown: the {len(wrong)} the "
+            "model was surest about, with the probability it gave its wrong answer. MNIST test "
+            f"indices, in order: {', '.join(str(int(i)) for i in a.index[wrong]) or 'none'}.",
+            lambda p: plots.plot_confident_mistakes(
+                a.x[wrong], a.y[wrong], a.predicted[wrong], a.confidence[wrong], p,
+                title=f"The {len(wrong)} most confidently wrong test digits" if len(wrong) else
+                "Most confidently wrong test digits")),
+        ReportFigure(
+            "samples.png", "Sample digits per class", "samples",
+            f"The first {per_class} test images of each digit.",
+            lambda p: plots.plot_class_samples(a.x, a.y, a.classes, p, per_class=per_class)),
+        ReportFigure(
+            "weights.png", "First-layer weights", "weights",
+            f"Each image is one {unit}'s weights on the 784 input pixels, laid out as the 28x28 image "
+            "they look at.",
+            lambda p: plots.plot_first_layer_weights(weights, p, title=f"First-layer weights, one image per {unit}")),
+    ]
