@@ -52,7 +52,7 @@ def test_train_writes_run_directory(trained):
     assert len(metrics["history"]["val_accuracy"]) == 6
     assert set(metrics["history"]) >= {"loss", "train_accuracy", "val_accuracy", "seconds"}
     config = json.loads((trained / "config.json").read_text())
-    assert config["hidden"] == [32] and config["seed"] == 0
+    assert config["model"]["hidden"] == [32] and config["training"]["seed"] == 0
 
 
 def test_evaluate_prints_report(trained, tiny, capsys):
@@ -79,9 +79,10 @@ def test_predict_index(trained, tiny, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["predict", "MODEL", "--index", "999"], "out of range"),
     (["predict", "/nonexistent/model.npz", "--index", "0"], "no such file"),
-    (["train", "--hidden", "32", "--dropout", "1.5"], "--dropout"),
-    (["train", "--loss", "binary_cross_entropy"], "two --digits"),
-    (["train", "--digits", "3,3"], "distinct digits"),
+    (["train", "--hidden", "32", "--dropout", "1.5"], "--dropout: must be < 1, got 1.5"),
+    (["train", "--loss", "binary_cross_entropy"], "--loss: binary cross-entropy needs exactly 2 classes, got 10; choose two digits"),
+    (["train", "--digits", "3,3"], "--digits: values must be distinct"),
+    (["train", "--momentum", "0.9"], "--momentum: does not apply to the adam optimizer"),
 ])
 def test_bad_arguments_give_one_line_errors(argv, message, trained, tiny, capsys):
     argv = [str(trained) if a == "MODEL" else a for a in argv] + ["--data", str(tiny)]
@@ -110,7 +111,7 @@ def test_binary_digits_training(tiny, tmp_path):
                  "--valid-size", "10", "--batch-size", "10", "--lr", "0.01",
                  "--no-progress"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["dataset"]["digits"] == [0, 1]
+    assert metrics["dataset"]["classes"] == [0, 1]
     assert metrics["test_accuracy"] == 1.0
 
 

@@ -22,6 +22,9 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("plotly")
 
 from digitnet import plots, report  # noqa: E402
+from digitnet.report.compare import compare_output_path  # noqa: E402
+from digitnet.report.figures import confident_mistakes  # noqa: E402
+from digitnet.runs import RunError, validate_metrics  # noqa: E402
 
 SECTIONS = ("summary", "history", "confusion", "precision-recall", "mistakes", "samples", "weights", "pca")
 FIGURES = ("history.png", "confusion.png", "precision_recall.png", "mistakes.png", "samples.png",
@@ -86,9 +89,9 @@ def test_html_is_self_contained_with_both_pca_plots(reported):
 def test_html_tables_show_configuration_and_metrics(reported):
     run, page = reported
     metrics = json.loads((run / "metrics.json").read_text())
-    assert "Final metrics" in page and "Configuration (config.json)" in page
+    assert "Final metrics" in page and "Run spec (config.json)" in page
     assert f"<th scope=\"row\">test accuracy</th><td>{metrics['test_accuracy']:.4f}</td>" in page
-    assert "<th scope=\"row\">hidden</th><td>24, 12</td>" in page
+    assert "<th scope=\"row\">model.hidden</th><td>24, 12</td>" in page
     assert "<th scope=\"row\">epochs</th><td>3</td>" in page
     per_class = metrics["test"]["per_class"]["7"]
     assert (f"<th scope=\"row\">7</th><td>{per_class['precision']:.4f}</td>"
@@ -165,19 +168,22 @@ def broken(key: str, value) -> dict:
     (broken("history.loss", "0.5"), "'history.loss' must be a list of numbers"),
     (broken("history.train_accuracy", [0.8, None]), "'history.train_accuracy' must be a list of numbers"),
     (broken("history.val_loss", [0.6]), "'history.val_loss' has 1 values but 'history.loss' has 2"),
-    (broken("history.best_epoch", "two"), "'history.best_epoch' must be an integer or null"),
+    (broken("history.best_epoch", "two"), "'history.best_epoch' must be an epoch number 1-2 or null"),
+    (broken("history.best_epoch", 3), "'history.best_epoch' must be an epoch number 1-2 or null"),
     ([1, 2, 3], "expected a JSON object"),
 ])
 def test_validate_metrics_names_the_problem(metrics, message):
-    with pytest.raises(report.ReportError, match=re.escape(message)) as exc:
-        report.validate_metrics(metrics, "run/metrics.json")
+    with pytest.raises(RunError, match=re.escape(message)) as exc:
+        validate_metrics(metrics, "run/metrics.json")
     assert str(exc.value).startswith("run/metrics.json: malformed metrics: ")
 
 
 def test_validate_metrics_accepts_a_good_file_and_nan():
     m = good_metrics()
     m["history"]["val_loss"] = [float("nan"), float("nan")]
-    assert report.validate_metrics(m)["epochs"] == 2
+    assert validate_metrics(m)["epochs"] == 2
+    m["test_accuracy"] = None  # a run whose data had no test split
+    assert validate_metrics(m)["test_accuracy"] is None
 
 
 @pytest.mark.parametrize("content,message", [
@@ -242,7 +248,7 @@ def test_compare_tabulates_and_writes_the_figure(run, tiny, tmp_path, capsys, mo
     assert data["runs"][0]["hidden"] == [24, 12] and data["runs"][1]["lr"] == 0.05
     assert data["runs"][1]["test acc"] == metrics["test_accuracy"]
     assert (tmp_path / "figs" / "compare.png").is_file()
-    assert report.compare_output_path(tmp_path / "c.png") == tmp_path / "c.png"
+    assert compare_output_path(tmp_path / "c.png") == tmp_path / "c.png"
 
 
 def test_compare_rejects_a_malformed_run(run, tmp_path, capsys):
@@ -258,8 +264,8 @@ def test_confident_mistakes_order():
     y_true = np.array([1, 2, 3, 4, 5])
     y_pred = np.array([1, 7, 3, 9, 0])
     conf = np.array([0.99, 0.6, 0.9, 0.95, 0.6])
-    assert report.confident_mistakes(y_true, y_pred, conf, k=2).tolist() == [3, 1]
-    assert report.confident_mistakes(y_true, y_true, conf).size == 0
+    assert confident_mistakes(y_true, y_pred, conf, k=2).tolist() == [3, 1]
+    assert confident_mistakes(y_true, y_true, conf).size == 0
 
 
 # --------------------------------------------------------------------------- PCA

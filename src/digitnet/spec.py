@@ -195,9 +195,23 @@ def setting(default: Any, check: Check, help: str, *, flag: bool = True, metavar
 
 
 # --------------------------------------------------------------------------- the tables
+class _Table:
+    """Checks every setting of a table when it is made (directly, from a file, or by
+    ``replace``), storing the checked value (lists become tuples)."""
+
+    table = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = f.metadata["check"](getattr(self, f.name), f"{self.table}.{f.name}")
+            object.__setattr__(self, f.name, value)
+
+
 @dataclass(frozen=True)
-class DataSpec:
+class DataSpec(_Table):
     """``[data]``: which images, how they are split, and how pixels become inputs."""
+
+    table = "data"
 
     dataset: str = setting("mnist", one_of(lambda: DATASETS), "dataset to train on")
     format: str = setting("idx", one_of(FORMATS), "file format to read the dataset from (the seeds' "
@@ -224,12 +238,15 @@ class DataSpec:
                                              "scaling of validation and test images, if not the "
                                              "training one (a seed's defect)", flag=False)
     stat_batch: int | None = setting(None, optional(integer(1)),
-                                     "batch the minmax_batched statistics are taken over", flag=False)
+                                     "batch the minmax_batched statistics are taken over", flag=False,
+                                     group="normalization")
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(_Table):
     """``[model]``: an MLP by its hidden sizes and activation, or any stack of layers."""
+
+    table = "model"
 
     hidden: tuple[int, ...] = setting((256,), int_tuple(1), "hidden layer sizes, comma-separated "
                                       "(none for a linear model)", metavar="SIZES")
@@ -252,8 +269,10 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class TrainingSpec:
+class TrainingSpec(_Table):
     """``[training]``: loss, optimiser and schedule (each with its options), batches, epochs."""
+
+    table = "training"
 
     loss: str = setting("cross_entropy", one_of(lambda: LOSSES.names(aliases=True)), "loss function")
     reduction: str | None = setting(None, optional(one_of(("mean", "sample", "sum"))),
@@ -320,8 +339,8 @@ class RunSpec:
     training: TrainingSpec = field(default_factory=TrainingSpec)
 
     def __post_init__(self) -> None:
-        self._check_tables()
         self._check_components()
+        self._check_tables()
 
     # -- reading -----------------------------------------------------------------------------
     @classmethod
@@ -346,7 +365,7 @@ class RunSpec:
                     raise SpecError(f"{origin}: [{name}] has no setting {key!r}{_nearest(key, names)}; "
                                     f"its settings: {', '.join(names)}")
             try:
-                tables[name] = table_cls(**{k: _checked(table_cls, k, v, f"{name}.{k}") for k, v in values.items()})
+                tables[name] = table_cls(**values)
             except SpecError as exc:
                 raise SpecError(f"{origin}: {exc}") from None
         try:
@@ -373,7 +392,7 @@ class RunSpec:
             if name not in known:
                 raise SpecError(f"unknown setting {name!r}{_nearest(name, list(known))}")
             table, _ = known[name]
-            by_table.setdefault(table, {})[name] = _checked(TABLES[table], name, value, f"{table}.{name}")
+            by_table.setdefault(table, {})[name] = value
         return RunSpec(**{t: dataclasses.replace(getattr(self, t), **by_table.get(t, {})) for t in TABLES})
 
     # -- checks across settings ------------------------------------------------------------------
@@ -389,10 +408,12 @@ class RunSpec:
             if given:
                 raise _fail("model.layers", f"give either layers or {', '.join(given)}, not both "
                                             "(the layer tables say everything)")
-        if t.loss in LOSSES and LOSSES.canonical(t.loss) == "binary_cross_entropy" and \
-                (d.digits is None or len(d.digits) != 2):
-            raise _fail("training.loss", "binary_cross_entropy needs exactly two classes: set digits, "
-                                         "e.g. digits = [0, 1] (--digits 0,1)")
+        n_classes = len(d.digits) if d.digits else DATASETS[d.dataset]["classes"]
+        try:
+            LOSSES.create({"name": t.loss, **self.component_options("loss")}).outputs_for(n_classes)
+        except ValueError as exc:
+            hint = "" if d.digits else "; choose two digits, e.g. digits = [0, 1] (--digits 0,1)"
+            raise _fail("training.loss", f"{exc}{hint}") from None
 
     def _check_components(self) -> None:
         """Each option set must be one the chosen component takes."""
@@ -406,7 +427,7 @@ class RunSpec:
                 if f.name not in accepted:
                     takes = [o for o in accepted if o in spec_fields()]
                     raise _fail(f"training.{f.name}",
-                                f"{f.name} does not apply to the {chosen} {registry.kind}"
+                                f"does not apply to the {chosen} {registry.kind}"
                                 + (f" (it takes {', '.join(takes)})" if takes else " (it takes no options)"))
         if "schedule" not in OPTIMIZERS.options(t.optimizer) and SCHEDULES.canonical(t.schedule) != "constant":
             raise _fail("training.schedule", f"the {t.optimizer} optimizer has no schedule; "
@@ -417,11 +438,6 @@ class RunSpec:
         t = self.training
         return {f.name: _plain(getattr(t, f.name)) for f in dataclasses.fields(TrainingSpec)
                 if f.metadata["group"] == group and getattr(t, f.name) is not None}
-
-
-def _checked(table_cls: type, name: str, value: Any, key: str) -> Any:
-    f = next(f for f in dataclasses.fields(table_cls) if f.name == name)
-    return f.metadata["check"](value, key)
 
 
 def _plain(v: Any) -> Any:

@@ -143,7 +143,7 @@ def test_unfitted_error(method: str) -> None:
 
 
 def test_unknown_method() -> None:
-    with pytest.raises(ValueError, match="unit, symmetric, zscore, minmax, none"):
+    with pytest.raises(ValueError, match="unit, unit256, symmetric, zscore, minmax, none"):
         Normalizer("standard")
 
 

@@ -50,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _spec_from(args: argparse.Namespace):
+    from ..errors import SpecError
     from ..recipes import load_recipe
     from ..spec import RunSpec, load_spec
 
@@ -74,7 +75,14 @@ def _spec_from(args: argparse.Namespace):
         spec = load_recipe(args.recipe).faithful
     else:
         spec = RunSpec()
-    return spec.replace(**flags) if flags else spec
+    try:
+        return spec.replace(**flags) if flags else spec
+    except SpecError as exc:  # name the flag the user typed, not the spec's key
+        table, _, name = str(getattr(exc, "key", "")).partition(".")
+        if name in flags:
+            problem = str(exc).split(": ", 1)[-1]
+            raise CommandError(f"--{name.replace('_', '-')}: {problem}") from None
+        raise
 
 
 def run(args: argparse.Namespace) -> int:

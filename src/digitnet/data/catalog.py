@@ -12,7 +12,6 @@ formats hold the same 70,000 images. Every reader returns the images as uint8 0-
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from . import formats
 from .datasets import load_mnist
 from .pickled import mnist_pkl_to_uint8, read_mnist_pkl, write_mnist_pkl
-from .sources import ENV_VAR, DataNotFoundError, cache_dir, locate_mnist_pkl
+from .sources import DataNotFoundError, cache_dir, locate_mnist_pkl, search_dirs
 
 __all__ = ["FORMATS", "RawData", "read_format", "equivalent_dir"]
 
@@ -51,17 +50,8 @@ class RawData:
 
 
 # --------------------------------------------------------------------------- finding files
-def _search_dirs(data_dir: str | Path | None) -> list[Path]:
-    dirs = []
-    base = data_dir if data_dir is not None else os.environ.get(ENV_VAR) or None
-    if base is not None:
-        dirs.append(Path(base).expanduser())
-    dirs.append(cache_dir())
-    return dirs
-
-
 def _find_real(fmt: str, data_dir: str | Path | None) -> Path | None:
-    for directory in _search_dirs(data_dir):
+    for directory, _ in search_dirs(data_dir):
         for name in FORMATS[fmt][0]:
             if (directory / name).is_file():
                 return directory / name

@@ -29,19 +29,20 @@ from ..errors import SpecError
 from ..experiment import RunResult, run_training
 from ..prepare import PreparedData, prepare
 from ..runs import new_run_dir
-from ..spec import ModelSpec, RunSpec, TrainingSpec
+from ..spec import DataSpec, ModelSpec, RunSpec, TrainingSpec
 from ..train import History
 
 __all__ = ["Recipe", "Result", "load_recipe", "recipe_names", "run_recipe", "times"]
 
 Log = Callable[[str], None]
 VARIANTS = ("faithful", "improved")
-#: A component's name and the settings that are its options: when ``[improved]`` names
-#: another component, the faithful one's options do not carry over.
-_COMPONENT_OPTIONS = {
-    name: [f.name for f in dataclasses.fields(TrainingSpec) if f.metadata["group"] == name]
-    for name in ("loss", "optimizer", "schedule")
-}
+#: ``(table, component setting) -> its option settings``: when ``[improved]`` names another
+#: loss, optimiser, schedule or normalisation, the faithful one's options do not carry over.
+_COMPONENT_OPTIONS: dict[tuple[str, str], list[str]] = {}
+for _table, _cls in (("data", DataSpec), ("training", TrainingSpec)):
+    for _f in dataclasses.fields(_cls):
+        if _f.metadata["group"]:
+            _COMPONENT_OPTIONS.setdefault((_table, _f.metadata["group"]), []).append(_f.name)
 _MLP_KEYS = [f.name for f in dataclasses.fields(ModelSpec) if f.name not in ("layers", "dtype")]
 
 
@@ -54,11 +55,10 @@ def merge_improved(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]
         if table not in out or not isinstance(values, dict):
             continue
         target = out[table]
-        if table == "training":
-            for component, options in _COMPONENT_OPTIONS.items():
-                if component in values and values[component] != target.get(component):
-                    for option in options:
-                        target.pop(option, None)
+        for (where, component), options in _COMPONENT_OPTIONS.items():
+            if where == table and component in values and values[component] != target.get(component):
+                for option in options:
+                    target.pop(option, None)
         if table == "model":
             if "layers" in values:
                 for key in _MLP_KEYS:

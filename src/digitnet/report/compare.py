@@ -1,7 +1,8 @@
 """``compare``: several runs side by side, as a table and one figure of validation curves.
 
-A directory that is not a finished run (an unfinished ``RUN.partial``, say) is skipped with
-a note instead of stopping the comparison, so ``digitnet compare runs/*`` always works.
+An unfinished run (``RUN.partial``) is skipped with a note instead of stopping the
+comparison, so ``digitnet compare runs/*`` works while a run is training or after one was
+killed; a malformed run directory is an error naming the file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import plots
-from ..runs import Run, RunError, is_incomplete, load_run
+from ..runs import Run, is_incomplete, load_run
 from .figures import ReportError
 from .page import at_best
 
@@ -120,12 +121,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
             notes.append(f"skipped {d}: an unfinished run (resume it with `digitnet train --resume "
                          f"{str(d).removesuffix('.partial')}`)")
             continue
-        try:
-            runs.append(load_run(d, model=False))
-        except RunError as exc:
-            if len(run_dirs) == 1:
-                raise
-            notes.append(f"skipped {d}: {exc}")
+        runs.append(load_run(d, model=False))
     if not runs:
         raise ReportError("none of the directories is a finished run: " + "; ".join(notes))
     labels = [r.name for r in runs]
