@@ -80,7 +80,8 @@ def test_predict_index(trained, tiny, capsys):
     (["predict", "MODEL", "--index", "999"], "out of range"),
     (["predict", "/nonexistent/model.npz", "--index", "0"], "no such file"),
     (["train", "--hidden", "32", "--dropout", "1.5"], "--dropout: must be < 1, got 1.5"),
-    (["train", "--loss", "binary_cross_entropy"], "--loss: binary cross-entropy needs exactly 2 classes, got 10; choose two digits"),
+    (["train", "--loss", "binary_cross_entropy"],
+     "--loss: binary cross-entropy needs exactly 2 classes, got 10; choose two digits"),
     (["train", "--digits", "3,3"], "--digits: values must be distinct"),
     (["train", "--momentum", "0.9"], "--momentum: does not apply to the adam optimizer"),
 ])

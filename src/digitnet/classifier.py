@@ -171,7 +171,7 @@ class Classifier:
 
 
 def _classes(values: Any) -> list[int]:
-    if not isinstance(values, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in values):
+    if not isinstance(values, list) or not all(type(c) is int for c in values):
         raise ValueError(f"classes must be a list of integers, got {values!r}")
     if len(set(values)) != len(values):
         raise ValueError(f"classes must be distinct, got {values}")
@@ -364,13 +364,14 @@ class MLPClassifier:
             x_valid = check_inputs(validation_data[0], x.shape[1])
             y_valid = np.searchsorted(classes, np.asarray(validation_data[1]))
         elif self.valid_size:
-            x, y_idx, x_valid, y_valid = train_valid_split(x, y_idx, self.valid_size, stratify=True, seed=self.seed)
+            x, y_idx, x_valid, y_valid = train_valid_split(x, y_idx, self.valid_size, stratify=True,
+                                                           seed=self.seed)
         normalizer = Normalizer(spec.data.normalization).fit(x)
         data = PreparedData(x, y_idx, x_valid, y_valid, x[:0], y_idx[:0], classes.tolist(),
                             normalizer, normalizer, normalizer)
         try:
-            self.classifier_, self.history_ = train_classifier(spec, data, checkpoint=checkpoint, resume=resume,
-                                                               progress=self.verbose)
+            self.classifier_, self.history_ = train_classifier(spec, data, checkpoint=checkpoint,
+                                                               resume=resume, progress=self.verbose)
         except UnknownComponentError as exc:
             raise SpecError(str(exc)) from None
         self.classes_ = classes

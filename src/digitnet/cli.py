@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         resume = getattr(exc, "resume_command", None)
         detail = f" ({exc})" if str(exc) else ""
-        print(f"{name}: interrupted{detail}" + (f"; resume with: {resume}" if resume else ""), file=sys.stderr)
+        how = f"; resume with: {resume}" if resume else ""
+        print(f"{name}: interrupted{detail}{how}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except DigitnetError as exc:
         if type(exc).__name__ == "DataNotFoundError":  # a how-to: keep its lines

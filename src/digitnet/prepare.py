@@ -63,7 +63,8 @@ def split(data: DataSpec, parts: Parts, seed: int) -> dict[str, tuple[np.ndarray
         parts = {"train": (x[:cut], y[:cut]), "test": (x[cut:], y[cut:])} if data.split == "file" \
             else {"train": (x, y)}
     train = parts["train"]
-    out = {"train": train, "valid": parts.get("valid", _empty(train)), "test": parts.get("test", _empty(train))}
+    out = {"train": train, "valid": parts.get("valid", _empty(train)),
+           "test": parts.get("test", _empty(train))}
     if data.split == "file":
         if k:
             if "valid" in parts:
@@ -81,7 +82,8 @@ def split(data: DataSpec, parts: Parts, seed: int) -> dict[str, tuple[np.ndarray
         if n_valid >= len(x):
             raise SpecError(f"data.valid_size: {k} leaves no training data ({len(x)} images)")
         order = np.random.default_rng(seed).permutation(len(x))
-        out.update(train=(x[order[n_valid:]], y[order[n_valid:]]), valid=(x[order[:n_valid]], y[order[:n_valid]]))
+        head, rest = order[:n_valid], order[n_valid:]
+        out.update(train=(x[rest], y[rest]), valid=(x[head], y[head]))
         return out
     if data.test_size is not None:
         x, y = pool if "test" not in parts else tuple(np.concatenate(a) for a in zip(pool, parts["test"],

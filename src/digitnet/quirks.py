@@ -88,7 +88,8 @@ class UnstableSoftmaxCrossEntropy(Loss):
             e = np.exp(outputs)
             p = e / e.sum(axis=1, keepdims=True)
         self._p = p
-        self._y = one_hot(targets, outputs.shape[1], dtype=outputs.dtype) if np.ndim(targets) == 1 else targets
+        k = outputs.shape[1]
+        self._y = one_hot(targets, k, dtype=outputs.dtype) if np.ndim(targets) == 1 else targets
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(-np.sum(self._y * np.log(p), dtype=np.float64) / len(p))
 

@@ -144,8 +144,9 @@ def start_run(dest: str | Path, *, overwrite: bool = False, resume: bool = False
         partial.mkdir(parents=True)
     except OSError as exc:
         raise write_error(partial, exc) from exc
-    write_bytes(partial / MARKER, (f"This run did not finish. Continue it with:\n  digitnet train --resume {dest}\n"
-                                   f"or delete this directory.\n").encode())
+    note = f"This run did not finish. Continue it with:\n  digitnet train --resume {dest}\n" \
+           "or delete this directory.\n"
+    write_bytes(partial / MARKER, note.encode())
     return PartialRun(dest, partial)
 
 
@@ -256,7 +257,7 @@ def load_run(run_dir: str | Path, *, model: bool = True) -> Run:
     if not path.is_dir():
         raise RunError(f"{path}: not a directory; {WHAT_A_RUN_HOLDS}")
     if is_incomplete(path):
-        dest = path.with_name(path.name[: -len(PARTIAL_SUFFIX)]) if path.name.endswith(PARTIAL_SUFFIX) else path
+        dest = path.with_name(path.name.removesuffix(PARTIAL_SUFFIX))
         raise RunError(f"{path} is an unfinished run; resume it with `digitnet train --resume {dest}`")
     metrics_path = path / "metrics.json"
     metrics = validate_metrics(read_json_object(metrics_path), metrics_path)

@@ -349,7 +349,8 @@ class RunSpec:
 
         Unknown tables or keys are errors that name them (with the nearest valid name)."""
         if not isinstance(d, Mapping):
-            raise SpecError(f"{origin}: expected a table of [data], [model], [training], got {type(d).__name__}")
+            raise SpecError(f"{origin}: expected a table of [data], [model], [training], "
+                            f"got {type(d).__name__}")
         for key in d:
             if key not in TABLES and key not in RECIPE_KEYS:
                 raise SpecError(f"{origin}: unknown table {key!r}{_nearest(key, [*TABLES, *RECIPE_KEYS])}; "
@@ -429,7 +430,8 @@ class RunSpec:
                     raise _fail(f"training.{f.name}",
                                 f"does not apply to the {chosen} {registry.kind}"
                                 + (f" (it takes {', '.join(takes)})" if takes else " (it takes no options)"))
-        if "schedule" not in OPTIMIZERS.options(t.optimizer) and SCHEDULES.canonical(t.schedule) != "constant":
+        has_schedule = "schedule" in OPTIMIZERS.options(t.optimizer)
+        if not has_schedule and SCHEDULES.canonical(t.schedule) != "constant":
             raise _fail("training.schedule", f"the {t.optimizer} optimizer has no schedule; "
                                              "set schedule = 'constant'")
 
@@ -502,7 +504,8 @@ def layer_configs(spec: RunSpec, n_features: int, n_outputs: int, loss: Loss) ->
             continue
         given_in = entry.setdefault("in_features", features)
         if given_in != features:
-            raise _fail(f"model.layers[{i}].in_features", f"is {given_in}, but the layer below gives {features}")
+            raise _fail(f"model.layers[{i}].in_features",
+                        f"is {given_in}, but the layer below gives {features}")
         if "out_features" not in entry:
             if i != sized[-1]:
                 raise _fail(f"model.layers[{i}]", "needs out_features (only the last Linear layer's "

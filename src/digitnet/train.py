@@ -215,7 +215,8 @@ def fit(
     if not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(f"batch_size must be a whole number >= 1 (or None for full batch), got {batch_size!r}")
+        raise ValueError(f"batch_size must be a whole number >= 1 (or None for full batch), "
+                         f"got {batch_size!r}")
     if monitor not in MONITORS:
         raise ValueError(f"monitor must be 'val_loss' or 'val_accuracy', got {monitor!r}")
     if early_stopping is not None and early_stopping < 1:
@@ -233,7 +234,8 @@ def fit(
     if checkpoint is not None and resume and checkpoint.exists():
         start_epoch, history, position = _restore(checkpoint, model, optimizer, rng, best)
         if log:
-            where = f"epoch {position.epoch + 1}, step {position.step}" if position else f"epoch {start_epoch}"
+            where = f"epoch {start_epoch}" if position is None else \
+                f"epoch {position.epoch + 1}, step {position.step}"
             log(f"resumed from {checkpoint} after {where}")
 
     batches = _Batches(x, y, batch_size, preprocess, model.dtype)
@@ -418,7 +420,8 @@ def _restore(path: Path, model: Sequential, optimizer: Optimizer, rng: np.random
         for key, gen in model.rngs().items():
             gen.bit_generator.state = copy.deepcopy(meta["layer_rngs"][key])
         b = meta["best"]
-        best.score, best.epoch, best.wait, best.should_stop = b["score"], b["epoch"], b["wait"], b["should_stop"]
+        best.score, best.epoch, best.wait = b["score"], b["epoch"], b["wait"]
+        best.should_stop = b["should_stop"]
         best.weights = io.split_prefix(arrays, "best") or None
         position = _EpochProgress(**meta["position"]) if meta.get("position") else None
         return int(meta["epoch"]), History.from_dict(meta["history"]), position

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Print a table of settings and final metrics of each RUN_DIR and write one "
                     "figure overlaying their validation accuracy and loss per epoch. Unfinished "
                     "runs (RUN.partial) are skipped with a note.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by `digitnet train`")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run directories written by `digitnet train`")
     p.add_argument("--out", metavar="PATH", default=None,
                    help="the figure to write: a .png file, or a directory for compare.png "
                         "(default: compare.png in the current directory)")

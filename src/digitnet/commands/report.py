@@ -28,7 +28,8 @@ def report_module() -> ModuleType:
 def run_report(run_dir: str | Path, data_dir: str | None = None, *, mistakes: int = 25,
                pca_points: int = 2000) -> Path:
     """Write a run directory's figures and report.html, printing what was written."""
-    result = report_module().write_report(run_dir, data_dir=data_dir, mistakes=mistakes, pca_points=pca_points)
+    result = report_module().write_report(run_dir, data_dir=data_dir, mistakes=mistakes,
+                                          pca_points=pca_points)
     for note in result.notes:
         print(f"note: {note}")
     print("figures: " + ", ".join(p.name for p in result.figures))

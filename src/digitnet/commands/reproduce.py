@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         if args.digits is not None and recipe.faithful.data.digits is None:
             raise CommandError(f"{recipe.name} is not a binary recipe: --digits applies to seed-000")
         variant = "improved" if args.improved else "faithful"
-        result, _ = run_recipe(recipe, variant, out=args.out, digits=list(args.digits) if args.digits else None,
-                               **common)
+        digits = list(args.digits) if args.digits else None
+        result, _ = run_recipe(recipe, variant, out=args.out, digits=digits, **common)
         print(result.line())
         print(f"run directory: {result.run_dir}")
         return 0 if result.ok else 1

@@ -277,7 +277,8 @@ def run_recipe(recipe: Recipe | str, variant: str = "faithful", *, out: str | Pa
             seen.append(_split_accuracy(clf, data, metric))
         if epoch % every == 0 or epoch == n_epochs:
             extra = f" {metric} acc {seen[-1]:.4f}" if watch else ""
-            log(f"  epoch {epoch}/{n_epochs}: loss {h.loss[-1]:.4f} train acc {h.train_accuracy[-1]:.4f}{extra}")
+            log(f"  epoch {epoch}/{n_epochs}: loss {h.loss[-1]:.4f} "
+                f"train acc {h.train_accuracy[-1]:.4f}{extra}")
 
     def comparison(clf: Classifier, d: PreparedData, h: History) -> dict[str, Any]:
         accuracy = _split_accuracy(clf, d, metric)

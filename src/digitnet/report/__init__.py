@@ -76,7 +76,8 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
     projections = [project(x[idx].astype(np.float64) / 255.0, "Test images (raw pixels)")]
     hidden = clf.hidden_activations(x[idx])
     if hidden:
-        projections.append(project(hidden[-1], f"Last hidden layer's activations ({hidden[-1].shape[1]} units)"))
+        units = hidden[-1].shape[1]
+        projections.append(project(hidden[-1], f"Last hidden layer's activations ({units} units)"))
     else:
         notes.append("This network has no hidden layer, so there is no hidden-layer PCA.")
     pieces = [pca_figure_html(p, y[idx], a.predicted[idx], index[idx], a.classes, f"pca-{i}")

@@ -43,7 +43,7 @@ def _network(model: Mapping[str, Any]) -> tuple[list[int] | None, str | None]:
         sized = [entry.get("out_features") for entry in layers if isinstance(entry, Mapping)
                  and "out_features" in entry]
         kinds = [entry.get("type") for entry in layers if isinstance(entry, Mapping)]
-        acts = [k for k in kinds if isinstance(k, str) and k not in ("Linear", "Dropout") and "Linear" not in k]
+        acts = [k for k in kinds if isinstance(k, str) and "Linear" not in k and k != "Dropout"]
         return sized[:-1], acts[0] if acts else None
     hidden = model.get("hidden", [256])
     return (list(hidden) if isinstance(hidden, list) else None), model.get("activation", "relu")
@@ -131,6 +131,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     for row, label in zip(rows, labels, strict=True):
         row["run"] = label
     path = compare_output_path(out)
-    plots.plot_validation_curves([(label, r.metrics["history"]) for label, r in zip(labels, runs, strict=True)],
-                                 path, title=f"Validation curves of {len(runs)} run{'s' * (len(runs) > 1)}")
+    curves = [(label, r.metrics["history"]) for label, r in zip(labels, runs, strict=True)]
+    title = f"Validation curves of {len(runs)} run{'s' * (len(runs) > 1)}"
+    plots.plot_validation_curves(curves, path, title=title)
     return Comparison(rows, path, notes)

@@ -164,5 +164,6 @@ def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int 
             "weights.png", "First-layer weights", "weights",
             f"Each image is one {unit}'s weights on the 784 input pixels, laid out as the 28x28 image "
             "they look at.",
-            lambda p: plots.plot_first_layer_weights(weights, p, title=f"First-layer weights, one image per {unit}")),
+            lambda p: plots.plot_first_layer_weights(weights, p,
+                                                     title=f"First-layer weights, one image per {unit}")),
     ]
