@@ -114,7 +114,7 @@ class Linear(Layer):
         x, g, w = self._x, grad_out, self.params["weight"]
         np.matmul(x.T, g, out=self.grads["weight"])  # dW = x.T @ g
         if self.use_bias:
-            np.sum(g, axis=0, out=self.grads["bias"])  # db = sum over the batch of g
+            np.add.reduce(g, axis=0, out=self.grads["bias"])  # db = sum over the batch of g
         if not need_input_grad:
             return None
         return np.matmul(g, w.T, out=self.reuse("dx", x.shape, self.dtype))  # dx = g @ W.T

@@ -70,7 +70,7 @@ def check_labels(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray:
         raise ValueError(f"{n} outputs but labels of shape {labels.shape}")
     if labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
+    if n and (np.minimum.reduce(labels) < 0 or np.maximum.reduce(labels) >= num_classes):
         raise ValueError(f"labels must be in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
     return labels
 
@@ -121,16 +121,28 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         if outputs.ndim != 2:
             raise ValueError(f"cross-entropy expects logits (n, k), got shape {outputs.shape}")
-        self._y = y = _as_targets(targets, outputs)
-        s = outputs - outputs.max(axis=1, keepdims=True)
+        n, k = outputs.shape
+        s = outputs - np.maximum.reduce(outputs, axis=1, keepdims=True)  # shifted logits
         e = np.exp(s)
-        sums = e.sum(axis=1, keepdims=True)
-        self._p = e / sums
-        log_p = s - np.log(sums)
-        return float(-np.sum(y * log_p, dtype=np.float64)) / len(outputs)
+        sums = np.add.reduce(e, axis=1, keepdims=True)
+        self._p = e / sums  # softmax
+        log_sums = np.log(sums)  # log p = s - log_sums
+        targets = np.asarray(targets)
+        if targets.ndim == 1:  # one-hot y: only each row's own class counts
+            self._labels = labels = check_labels(targets, n, k)
+            self._y = None
+            return float(np.add.reduce(log_sums[:, 0] - s[np.arange(n), labels], dtype=np.float64)) / n
+        self._y = y = _as_targets(targets, outputs)
+        return -float(np.sum(y * (s - log_sums), dtype=np.float64)) / n
 
     def backward(self) -> np.ndarray:
-        return (self._p - self._y) / len(self._p)
+        """``(p - y) / n``; with labels, ``p / n`` with ``1 / n`` taken off each row's class."""
+        p, n = self._p, len(self._p)
+        if self._y is not None:
+            return (p - self._y) / n
+        grad = p / n
+        grad[np.arange(n), self._labels] -= 1.0 / n
+        return grad
 
     def link(self, outputs: np.ndarray) -> np.ndarray:
         return softmax(outputs)
