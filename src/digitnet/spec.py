@@ -426,7 +426,9 @@ class RunSpec:
                 if f.metadata["group"] != group or getattr(t, f.name) is None:
                     continue
                 if f.name not in accepted:
-                    takes = [o for o in accepted if o in spec_fields()]
+                    group_names = [g.name for g in dataclasses.fields(TrainingSpec)
+                                   if g.metadata["group"] == group]
+                    takes = [o for o in accepted if o in group_names]
                     raise _fail(f"training.{f.name}",
                                 f"does not apply to the {chosen} {registry.kind}"
                                 + (f" (it takes {', '.join(takes)})" if takes else " (it takes no options)"))
