@@ -70,7 +70,10 @@ def split(data: DataSpec, parts: Parts, seed: int) -> dict[str, tuple[np.ndarray
             if "valid" in parts:
                 raise SpecError("data.valid_size: the file has its own validation split; leave valid_size "
                                 "unset with split = 'file', or choose split = 'stratified'")
-            x, y, xv, yv = train_valid_split(*train, k, shuffle=False)
+            try:
+                x, y, xv, yv = train_valid_split(*train, k, shuffle=False)
+            except ValueError as exc:
+                raise SpecError(f"data.valid_size: {exc}") from None
             out.update(train=(x, y), valid=(xv, yv))
         return out
     pool = train if "valid" not in parts else tuple(np.concatenate(a) for a in zip(train, parts["valid"],

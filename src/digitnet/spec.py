@@ -29,7 +29,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -101,15 +101,21 @@ def boolean(v: Any, key: str) -> bool:
     return bool(v)
 
 
-def one_of(choices: Iterable[str] | Callable[[], Iterable[str]]) -> Check:
+def one_of(choices: Iterable[str] | Callable[[], Iterable[str]],
+           shown: Callable[[], Iterable[str]] | None = None) -> Check:
+    """A name among ``choices``; ``shown`` (default: all of them) are the ones messages list
+    (the canonical names, without aliases)."""
     def options() -> list[str]:
         return list(choices() if callable(choices) else choices)
 
+    def listed() -> list[str]:
+        return list(shown()) if shown is not None else options()
+
     def check(v: Any, key: str) -> str:
         if not isinstance(v, str) or v not in options():
-            raise _fail(key, f"expected one of {', '.join(options())}; got {v!r}")
+            raise _fail(key, f"expected one of {', '.join(listed())}; got {v!r}")
         return v
-    check.choices = options  # type: ignore[attr-defined]  (for --help)
+    check.choices = listed  # type: ignore[attr-defined]  (for --help)
     return check
 
 
@@ -232,8 +238,8 @@ class DataSpec(_Table):
     digits: tuple[int, ...] | None = setting(None, optional(int_tuple(0, min_len=2, distinct=True, hi=9)),
                                              "train on these digits only, e.g. 0,1", metavar="DIGITS")
     normalization: str = setting("unit", one_of(NORMALIZATIONS),
-                                 "input scaling: unit (x/255), symmetric ([-1, 1]), zscore, minmax, "
-                                 "none; the seeds' own: unit256, minmax_batched, column_zscore")
+                                 "input scaling (unit: x/255; symmetric: [-1, 1]; unit256, "
+                                 "minmax_batched, column_zscore: the seeds' own)")
     eval_normalization: str | None = setting(None, optional(one_of(NORMALIZATIONS)),
                                              "scaling of validation and test images, if not the "
                                              "training one (a seed's defect)", flag=False)
@@ -274,7 +280,8 @@ class TrainingSpec(_Table):
 
     table = "training"
 
-    loss: str = setting("cross_entropy", one_of(lambda: LOSSES.names(aliases=True)), "loss function")
+    loss: str = setting("cross_entropy", one_of(lambda: LOSSES.names(aliases=True), LOSSES.names),
+                        "loss function")
     reduction: str | None = setting(None, optional(one_of(("mean", "sample", "sum"))),
                                     "how mse sums its errors", flag=False, group="loss")
     optimizer: str = setting("adam", one_of(lambda: OPTIMIZERS.names()), "optimiser")
@@ -291,7 +298,7 @@ class TrainingSpec(_Table):
                                                 group="optimizer")
     eps: float | None = setting(None, optional(number(0.0, lo_open=True)), "Adam's epsilon", flag=False,
                                 group="optimizer")
-    schedule: str = setting("cosine", one_of(lambda: SCHEDULES.names(aliases=True)),
+    schedule: str = setting("cosine", one_of(lambda: SCHEDULES.names(aliases=True), SCHEDULES.names),
                             "learning-rate schedule over the epochs")
     warmup: int | None = setting(None, optional(integer(0)), "epochs of linear learning-rate warm-up",
                                  group="schedule")
@@ -479,8 +486,7 @@ def load_spec(path: str | Path) -> tuple[RunSpec, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- building
-@dataclass
-class Built:
+class Built(NamedTuple):
     """What :func:`build` makes: an untrained network, its loss and its optimiser."""
 
     model: Sequential

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_body_bytes < 1 or args.max_pixels < 1:
         raise CommandError("--max-body-bytes and --max-pixels must be positive")
     clf = load_model(args.model)
+    if clf.n_features != 784:
+        raise CommandError(f"the drawing page reads 28x28 digits; this model takes {clf.n_features} inputs")
     app = create_app(clf, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
