@@ -12,11 +12,34 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .layers import LAYERS, Layer, Linear, activation_names
+
+
+@dataclass
+class FlatParameters:
+    """All parameters of a model as one 1-D buffer (and their gradients as another), with where
+    each one lies: ``layout`` is ``[(name, start, stop, shape)]``; ``views`` are the arrays the
+    layers hold, views into the buffers."""
+
+    params: np.ndarray
+    grads: np.ndarray
+    layout: list[tuple[str, int, int, tuple[int, ...]]]
+    views: list[tuple[np.ndarray, np.ndarray]]
+
+
+class Parameters(list):
+    """``(name, parameter, gradient)`` triples, with ``flat`` set when they are views of one
+    buffer (what an optimiser uses to update them all at once)."""
+
+    def __init__(self, triples: list[tuple[str, np.ndarray, np.ndarray]],
+                 flat: FlatParameters | None) -> None:
+        super().__init__(triples)
+        self.flat = flat
 
 
 class Sequential:
@@ -29,6 +52,8 @@ class Sequential:
         for layer in self.layers:
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential takes Layer objects, got {type(layer).__name__}")
+        self._flat: FlatParameters | None = None
+        self._pack()
 
     # -- passes ---------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -86,10 +111,45 @@ class Sequential:
                 self.train()
 
     # -- parameters ---------------------------------------------------------------------
-    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """``(name, parameter, gradient)`` for every parameter, named ``"<layer>.<param>"``."""
-        return [(f"{i}.{key}", layer.params[key], layer.grads[key])
-                for i, layer in enumerate(self.layers) for key in layer.params]
+    def parameters(self) -> Parameters:
+        """``(name, parameter, gradient)`` for every parameter, named ``"<layer>.<param>"``.
+
+        The parameters (and their gradients) are views of one contiguous buffer each
+        (``.flat``), so an optimiser can update them all with one pass per formula term."""
+        triples = [(f"{i}.{key}", layer.params[key], layer.grads[key])
+                   for i, layer in enumerate(self.layers) for key in layer.params]
+        if not self._packed(triples):
+            self._pack()
+            triples = [(f"{i}.{key}", layer.params[key], layer.grads[key])
+                       for i, layer in enumerate(self.layers) for key in layer.params]
+        return Parameters(triples, self._flat)
+
+    def _packed(self, triples: list[tuple[str, np.ndarray, np.ndarray]]) -> bool:
+        flat = self._flat
+        if flat is None:
+            return not triples or len({p.dtype for _, p, _ in triples}) > 1
+        return len(triples) == len(flat.layout) and all(
+            p is pv and g is gv for (_, p, g), (pv, gv) in zip(triples, flat.views, strict=True))
+
+    def _pack(self) -> None:
+        """Move every parameter and gradient into one buffer of its dtype (their values kept)."""
+        entries = [(f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params]
+        dtypes = {layer.params[key].dtype for _, layer, key in entries}
+        if len(dtypes) != 1:
+            self._flat = None
+            return
+        total, dtype = sum(layer.params[key].size for _, layer, key in entries), dtypes.pop()
+        params, grads = np.empty(total, dtype=dtype), np.zeros(total, dtype=dtype)
+        layout, views, start = [], [], 0
+        for name, layer, key in entries:
+            shape, stop = layer.params[key].shape, start + layer.params[key].size
+            pv, gv = params[start:stop].reshape(shape), grads[start:stop].reshape(shape)
+            pv[...], gv[...] = layer.params[key], layer.grads[key]
+            layer.params[key], layer.grads[key] = pv, gv
+            layout.append((name, start, stop, shape))
+            views.append((pv, gv))
+            start = stop
+        self._flat = FlatParameters(params, grads, layout, views)
 
     def named_parameters(self) -> Iterator[tuple[str, np.ndarray]]:
         for name, p, _ in self.parameters():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -121,11 +122,25 @@ class CosineDecay(Schedule):
 # --------------------------------------------------------------------------- optimisers
 OPTIMIZERS: Registry[Optimizer] = Registry("optimizer")
 
+#: The key of the state of a model's parameters packed into one buffer (see ``Parameters.flat``).
+FLAT = "*"
+#: Below this many values an update runs in the calling thread; above it, split across threads.
+PARALLEL_MIN = 1 << 18
+
 
 class Optimizer:
-    """Base class: holds the base learning rate, the schedule and per-parameter state."""
+    """Base class: the base learning rate, the schedule, and the state of each parameter.
+
+    Subclasses name the state arrays each parameter carries (``slots``, saved in checkpoints)
+    and the scratch arrays their update writes into (``scratch``, never saved), and implement
+    ``update(p, g, s)``, the rule for one array: ``s`` maps those names to arrays of ``p``'s
+    shape. When the parameters are views of one buffer (``params.flat``, as a ``Sequential``
+    packs them), one update covers them all, split across threads when it is large.
+    """
 
     name = "optimizer"
+    slots: tuple[str, ...] = ()
+    scratch: tuple[str, ...] = ("tmp",)
 
     def __init__(self, lr: float, *, weight_decay: float = 0.0,
                  schedule: str | dict | Schedule | None = None) -> None:
@@ -138,6 +153,8 @@ class Optimizer:
         self.schedule = SCHEDULES.create("constant" if schedule is None else schedule)
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
+        self._scratch: dict[str, dict[str, np.ndarray]] = {}
+        self._layout: list[tuple[str, int, int, tuple[int, ...]]] = []
         self.total_epochs: int | None = None
         self.epoch, self.lr = 0, self.base_lr
 
@@ -149,26 +166,71 @@ class Optimizer:
             self.total_epochs = int(total)
         self.lr = self.base_lr * self.schedule(self.epoch, self.total_epochs)
 
+    # -- one step -----------------------------------------------------------------------
     def step(self, params: Iterable[ParamTriple]) -> None:
+        """Update every parameter from its gradient (``(name, parameter, gradient)`` triples)."""
         self.steps += 1
-        for name, p, g in params:
-            self.update(name, p, g)
+        self.begin_step()
+        flat = getattr(params, "flat", None)
+        if flat is None:
+            for name, p, g in params:
+                self.update(p, g, self._arrays(name, p))
+            return
+        arrays = self._flat_arrays(flat)
+        n = flat.params.size
+        if n < PARALLEL_MIN:
+            self.update(flat.params, flat.grads, arrays)
+            return
+        halves = (slice(0, n // 2), slice(n // 2, n))
+        list(_pool().map(lambda part: self.update(flat.params[part], flat.grads[part],
+                                                  {k: a[part] for k, a in arrays.items()}), halves))
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+    def begin_step(self) -> None:
+        """Per-step scalars before the updates (Adam's bias corrections)."""
+
+    def update(self, p: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
-    def _slot(self, name: str, slot: str, like: np.ndarray) -> np.ndarray:
-        """Per-parameter state array, zero-initialised on first use."""
-        slots = self.state.setdefault(name, {})
-        if slot not in slots:
-            slots[slot] = np.zeros_like(like)
-        return slots[slot]
+    def _arrays(self, name: str, like: np.ndarray) -> dict[str, np.ndarray]:
+        """The state and scratch arrays of parameter ``name`` (zeros on first use)."""
+        state = self.state.setdefault(name, {})
+        scratch = self._scratch.setdefault(name, {})
+        for slot in self.slots:
+            if slot not in state:
+                state[slot] = np.zeros_like(like)
+        for slot in self.scratch:
+            if slot not in scratch or scratch[slot].shape != like.shape:
+                scratch[slot] = np.empty_like(like)
+        return {**state, **scratch}
 
-    def _with_l2(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """``g + wd * p`` written into a scratch array (the gradient itself is left alone)."""
+    def _flat_arrays(self, flat: Any) -> dict[str, np.ndarray]:
+        """The state of packed parameters as one array per slot; per-parameter state (from a
+        checkpoint, or earlier steps) is packed into it the first time."""
+        if flat.layout != self._layout:
+            packed = {}
+            for slot in self.slots:
+                packed[slot] = np.zeros_like(flat.params)
+                for name, start, stop, _ in flat.layout:
+                    old = self.state.get(name, {}).get(slot)
+                    if old is not None:
+                        packed[slot][start:stop] = old.reshape(-1)
+            self.state = {FLAT: packed}
+            self._scratch = {}
+            self._layout = list(flat.layout)
+        return self._arrays(FLAT, flat.params)
+
+    def per_parameter_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """The state by parameter name, packed state split back into each parameter's views."""
+        if FLAT not in self.state:
+            return self.state
+        return {name: {slot: arr[start:stop].reshape(shape) for slot, arr in self.state[FLAT].items()}
+                for name, start, stop, shape in self._layout}
+
+    def _with_l2(self, p: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> np.ndarray:
+        """``g + wd * p`` written into the scratch array ``s["l2"]`` (the gradient is left alone)."""
         if not self.weight_decay:
             return g
-        out = self._slot(name, "scratch_l2", g)
+        out = s["l2"]
         np.multiply(p, self.weight_decay, out=out)
         out += g
         return out
@@ -180,8 +242,8 @@ class Optimizer:
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(json_meta, arrays)``: scalars as JSON, state arrays keyed ``"param/slot"``."""
-        arrays = {f"{name}/{slot}": arr for name, slots in self.state.items()
-                  for slot, arr in slots.items() if not slot.startswith("scratch")}
+        arrays = {f"{name}/{slot}": arr for name, slots in self.per_parameter_state().items()
+                  for slot, arr in slots.items()}
         meta = {"config": self.config(), "epoch": self.epoch, "total_epochs": self.total_epochs,
                 "steps": self.steps}
         return meta, arrays
@@ -191,7 +253,7 @@ class Optimizer:
             raise ValueError(
                 f"optimiser state is for {meta.get('config', {}).get('name')!r}, not {self.name!r}"
             )
-        self.state = {}
+        self.state, self._scratch, self._layout = {}, {}, []
         for key, arr in arrays.items():
             name, _, slot = key.rpartition("/")
             self.state.setdefault(name, {})[slot] = np.array(arr)
@@ -203,9 +265,22 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Two threads for updates over large packed parameters (NumPy releases the GIL in them)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="digitnet-update")
+    return _POOL
+
+
 @OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum and L2 decay."""
+
+    scratch = ("tmp", "l2")
 
     def __init__(self, lr: float = 0.01, *, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, schedule: str | dict | Schedule | None = None) -> None:
@@ -215,23 +290,23 @@ class SGD(Optimizer):
         if nesterov and momentum == 0:
             raise ValueError("nesterov momentum needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.slots = ("velocity",) if self.momentum else ()
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
-        g = self._with_l2(name, p, g)
-        if self.momentum == 0.0:
-            step = self._slot(name, "scratch_step", p)
+    def update(self, p: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+        g = self._with_l2(p, g, s)
+        step = s["tmp"]
+        if self.momentum == 0.0:  # p -= lr * g
             np.multiply(g, self.lr, out=step)
             p -= step
             return
-        v = self._slot(name, "velocity", p)
+        v = s["velocity"]  # v = mu * v + g
         v *= self.momentum
         v += g
-        step = self._slot(name, "scratch_step", p)
-        if self.nesterov:
+        if self.nesterov:  # p -= lr * (g + mu * v)
             np.multiply(v, self.momentum, out=step)
             step += g
             step *= self.lr
-        else:
+        else:  # p -= lr * v
             np.multiply(v, self.lr, out=step)
         p -= step
 
@@ -243,6 +318,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction; ``weight_decay`` is L2 added to the gradient."""
     decoupled = False
+    slots = ("m", "v")
+    scratch = ("tmp", "l2")
 
     def __init__(self, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0,
@@ -253,32 +330,27 @@ class Adam(Optimizer):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
         self.betas, self.eps = (float(b1), float(b2)), float(eps)
 
-    def step(self, params: Iterable[ParamTriple]) -> None:
-        self.steps += 1
+    def begin_step(self) -> None:
         b1, b2 = self.betas
         # fold both bias corrections into one step size and one epsilon
         self._step_size = self.lr * math.sqrt(1 - b2**self.steps) / (1 - b1**self.steps)
         self._eps_hat = self.eps * math.sqrt(1 - b2**self.steps)
-        for name, p, g in params:
-            self.update(name, p, g)
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+    def update(self, p: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
         b1, b2 = self.betas
         if self.decoupled and self.weight_decay:
             p *= 1.0 - self.lr * self.weight_decay
         elif self.weight_decay:
-            g = self._with_l2(name, p, g)
-        m = self._slot(name, "m", p)
-        v = self._slot(name, "v", p)
-        tmp = self._slot(name, "scratch", p)
-        m *= b1
+            g = self._with_l2(p, g, s)
+        m, v, tmp = s["m"], s["v"], s["tmp"]
+        m *= b1  # m = b1 m + (1 - b1) g
         np.multiply(g, 1.0 - b1, out=tmp)
         m += tmp
-        v *= b2
+        v *= b2  # v = b2 v + (1 - b2) g^2
         np.multiply(g, g, out=tmp)
         tmp *= 1.0 - b2
         v += tmp
-        np.sqrt(v, out=tmp)
+        np.sqrt(v, out=tmp)  # p -= step * m / (sqrt(v) + eps), bias corrections folded in
         tmp += self._eps_hat
         np.divide(m, tmp, out=tmp)
         tmp *= self._step_size
