@@ -233,3 +233,12 @@ def test_the_wheel_ships_py_typed_and_a_license(tmp_path):
 
     names = zipfile.ZipFile(next(tmp_path.glob("digitnet-*.whl"))).namelist()
     assert "digitnet/py.typed" in names and any(n.endswith("LICENSE") for n in names)
+
+
+def test_train_with_augmentation_from_the_command_line(tiny, tmp_path):
+    run = tmp_path / "aug"
+    assert main(["train", "--data", str(tiny), "--out", str(run), "--epochs", "2", "--augment",
+                 "affine,thickness", *SETTINGS]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["augment"] == {"affine": {}, "thickness": {}}
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.5

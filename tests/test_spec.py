@@ -151,3 +151,16 @@ def test_the_estimator_validates_in_fit_not_in_init():
     with pytest.raises(SpecError, match="momentum: does not apply to the adam optimizer"):
         est.fit(x, y)
     assert est.set_params(momentum=None).fit(x, y).score(x, y) > 0.9
+
+
+def test_augmentation_is_part_of_the_spec(tmp_path):
+    spec = RunSpec().replace(augment=("affine", "elastic"))
+    assert spec.data.augment == {"affine": {}, "elastic": {}}
+    assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    toml = tmp_path / "aug.toml"
+    toml.write_text("[data.augment]\naffine = { rotation = 15 }\nnoise = {}\n")
+    assert load_spec(toml)[0].data.augment == {"affine": {"rotation": 15.0}, "noise": {}}
+    with pytest.raises(SpecError, match="data.augment: needs a per-batch normalization"):
+        RunSpec().replace(augment=("noise",), normalization="column_zscore")
+    with pytest.raises(SpecError, match="data.augment: unknown augmentation 'warp'"):
+        RunSpec().replace(augment=("warp",))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, io
+from .data.augment import Augmenter
 from .data.datasets import train_valid_split
 from .data.scaling import Normalizer
 from .errors import SpecError
@@ -221,13 +222,14 @@ def train_classifier(spec: RunSpec, data: PreparedData, *, checkpoint: str | Pat
     if getattr(built.optimizer, "equal_batches", False) and batch and len(data.x_train) % batch:
         raise SpecError(f"training.batch_size: the {t.optimizer} optimizer needs batches of equal size; "
                         f"{batch} does not divide {len(data.x_train)} training images")
+    augment = Augmenter.from_config(spec.data.augment) if spec.data.augment else None
     clf = Classifier(built.model, built.loss, data.normalizer, list(data.classes),
                      {"spec": spec.to_dict()})
     callback = None if on_epoch_end is None else (lambda epoch, h: on_epoch_end(epoch, h, clf))
     valid = (data.x_valid, data.y_valid) if len(data.x_valid) else None
     history = fit(built.model, built.loss, built.optimizer, data.x_train, data.y_train, epochs=t.epochs,
                   batch_size=batch, preprocess=data.train_scale, validation_data=valid,
-                  validation_preprocess=data.eval_scale, shuffle=t.shuffle, seed=t.seed,
+                  validation_preprocess=data.eval_scale, shuffle=t.shuffle, seed=t.seed, augment=augment,
                   early_stopping=t.early_stopping, monitor=t.monitor, checkpoint=checkpoint,
                   resume=resume, progress=progress, log=log, on_epoch_end=callback)
     built.model.eval()

@@ -34,7 +34,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import quirks  # noqa: F401  (registers the seeds' components like any other)
-from .data.scaling import NORMALIZATIONS
+from .data import augment
+from .data.scaling import NORMALIZATIONS, Normalizer
 from .errors import SpecError
 from .nn import INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Sequential, UnknownComponentError
 from .nn.layers import activation_names
@@ -190,11 +191,20 @@ def layer_list(v: Any, key: str) -> tuple[dict[str, Any], ...]:
     return tuple(layers)
 
 
+def augmentations(v: Any, key: str) -> dict[str, dict[str, float]]:
+    """Augmentation names (``["affine", "elastic"]``) or a table ``{affine = {rotation = 15}}``."""
+    try:
+        return augment.check_config(v, key)
+    except ValueError as exc:
+        raise _fail(key, str(exc).split(": ", 1)[-1]) from None
+
+
 def setting(default: Any, check: Check, help: str, *, flag: bool = True, metavar: str | None = None,
-            group: str | None = None) -> Any:
+            group: str | None = None, parse: Callable[[str], Any] | None = None) -> Any:
     """A spec field: its default, how to check a value, what it means (the ``--help`` text),
-    whether ``digitnet train`` has a flag for it, and which component's options it is among."""
-    meta = {"check": check, "help": help, "flag": flag, "metavar": metavar, "group": group}
+    whether ``digitnet train`` has a flag for it (and how to parse the flag's text, if not by
+    the field's type), and which component's options it is among."""
+    meta = {"check": check, "help": help, "flag": flag, "metavar": metavar, "group": group, "parse": parse}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -246,6 +256,12 @@ class DataSpec(_Table):
     stat_batch: int | None = setting(None, optional(integer(1)),
                                      "batch the minmax_batched statistics are taken over", flag=False,
                                      group="normalization")
+    augment: dict[str, dict[str, float]] | None = setting(
+        None, optional(augmentations),
+        "random changes to each training image, comma-separated (affine: rotation, zoom, shear, shift; "
+        "elastic: Simard's distortion; thickness; noise), with default strengths; a spec file can set "
+        "them, e.g. [data.augment] affine = {rotation = 15}", metavar="KINDS",
+        parse=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()))
 
 
 @dataclass(frozen=True)
@@ -408,6 +424,9 @@ class RunSpec:
         d, m, t = self.data, self.model, self.training
         if d.test_size is not None and d.split != "stratified":
             raise _fail("data.test_size", f"applies to the stratified split only (split is {d.split!r})")
+        if d.augment is not None and d.normalization not in Normalizer.METHODS:
+            raise _fail("data.augment", f"needs a per-batch normalization, not {d.normalization!r} "
+                                        "(which scales the whole training set before training)")
         if d.stat_batch is not None and "minmax_batched" not in (d.normalization, d.eval_normalization):
             raise _fail("data.stat_batch", "applies to normalization = 'minmax_batched' only")
         if m.layers is not None:

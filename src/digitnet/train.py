@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -105,42 +106,87 @@ def evaluate(model: Sequential, loss: Loss, x: np.ndarray, y: np.ndarray,
     return total_loss / len(x), correct / len(x)
 
 
+class Augment(Protocol):
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+
+#: Rows prepared at a time: the next chunk is gathered (augmented, scaled) in a background
+#: thread while the current one trains. About 6 MB of float32 per chunk, two chunks alive.
+CHUNK_ROWS = 2048
+
+
 class _Batches:
-    """Yields ``(x_batch, y_batch)`` for one epoch, gathering rows with ``np.take`` into
-    reused buffers and scaling them with ``preprocess``: no allocation per step."""
+    """Yields ``(x_batch, y_batch)`` for one epoch in the order given.
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
-                 preprocess: Preprocess | None, dtype: np.dtype) -> None:
+    Rows are prepared a chunk of several batches at a time (gathered with ``np.take`` into a
+    reused buffer, augmented if asked, scaled with ``preprocess``), and the next chunk is
+    prepared in a background thread while the current one trains (NumPy releases the GIL in
+    ``take`` and in its arithmetic), so the data pipeline costs the training step little.
+    Batches are views of the chunk buffers; two buffers alternate, so a batch stays valid
+    until the step after it. Augmentation draws from a generator seeded by ``(seed, epoch,
+    chunk)``, so the images are the same whatever the timing, and on resume.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, preprocess: Preprocess | None,
+                 dtype: np.dtype, augment: Augment | None = None, seed: int = 0,
+                 chunk_rows: int = CHUNK_ROWS) -> None:
         self.x, self.y = np.asarray(x), np.asarray(y)
-        self.batch_size, self.preprocess = batch_size, preprocess
-        self.dtype = dtype
-        self._raw: dict[int, np.ndarray] = {}
-        self._scaled: dict[int, np.ndarray] = {}
-        self._labels: dict[int, np.ndarray] = {}
+        self.batch_size, self.preprocess, self.augment = batch_size, preprocess, augment
+        self.dtype, self.seed = dtype, seed
+        self.rows = batch_size * max(1, chunk_rows // batch_size)  # whole batches per chunk
+        self._buffers: list[dict[str, np.ndarray]] = [{}, {}]
 
-    def _buf(self, store: dict[int, np.ndarray], n: int, like: np.ndarray, dtype: Any) -> np.ndarray:
-        if n not in store:
-            store[n] = np.empty((n, *like.shape[1:]), dtype=dtype)
-        return store[n]
+    def _buf(self, store: dict[str, np.ndarray], key: str, n: int, like: np.ndarray,
+             dtype: Any) -> np.ndarray:
+        buf = store.get(key)
+        if buf is None or buf.shape[0] != n:
+            buf = store[key] = np.empty((n, *like.shape[1:]), dtype=dtype)
+        return buf
 
-    def __call__(self, order: np.ndarray | None, first_step: int = 0):
+    def _chunk(self, order: np.ndarray | None, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``[index * rows, (index + 1) * rows)`` of the epoch, ready to train on."""
+        start, stop = index * self.rows, min((index + 1) * self.rows, len(self.x))
+        store = self._buffers[index % 2]
+        if order is None:
+            xb, yb = self.x[start:stop], self.y[start:stop]
+        else:
+            idx = order[start:stop]
+            # order is a permutation of range(n), so every index is valid: mode="clip"
+            # skips numpy's per-index bounds check (twice as fast as the default)
+            n = len(idx)
+            xb = self.x.take(idx, axis=0, mode="clip", out=self._buf(store, "x", n, self.x, self.x.dtype))
+            yb = self.y.take(idx, axis=0, mode="clip", out=self._buf(store, "y", n, self.y, self.y.dtype))
+        if self.augment is not None:
+            xb = self.augment(xb, np.random.default_rng([self.seed, epoch, index]))
+        if self.preprocess is not None:
+            xb = self.preprocess.transform(xb, out=self._buf(store, "scaled", len(xb), self.x, self.dtype))
+        return xb, yb
+
+    def __call__(self, order: np.ndarray | None, first_step: int = 0, epoch: int = 0):
         n = len(self.x)
-        for start in range(first_step * self.batch_size, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            m = stop - start
-            if order is None:
-                xb, yb = self.x[start:stop], self.y[start:stop]
-            else:
-                idx = order[start:stop]
-                # order is a permutation of range(n), so every index is valid: mode="clip"
-                # skips numpy's per-index bounds check (twice as fast as the default)
-                xb = self.x.take(idx, axis=0, mode="clip",
-                                 out=self._buf(self._raw, m, self.x, self.x.dtype))
-                yb = self.y.take(idx, axis=0, mode="clip",
-                                 out=self._buf(self._labels, m, self.y, self.y.dtype))
-            if self.preprocess is not None:
-                xb = self.preprocess.transform(xb, out=self._buf(self._scaled, m, self.x, self.dtype))
-            yield xb, yb
+        per_chunk = self.rows // self.batch_size
+        n_chunks = -(-n // self.rows)
+        first_chunk = first_step // per_chunk
+        if n_chunks - first_chunk <= 1:  # nothing to overlap with: prepare in this thread
+            chunks = (self._chunk(order, i, epoch) for i in range(first_chunk, n_chunks))
+            yield from self._split(chunks, first_step - first_chunk * per_chunk)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitnet-batches") as pool:
+            def prepared():
+                pending = pool.submit(self._chunk, order, first_chunk, epoch)
+                for i in range(first_chunk, n_chunks):
+                    current = pending.result()
+                    if i + 1 < n_chunks:
+                        pending = pool.submit(self._chunk, order, i + 1, epoch)
+                    yield current
+            yield from self._split(prepared(), first_step - first_chunk * per_chunk)
+
+    def _split(self, chunks, skip: int):
+        """The batches of each chunk, skipping the first ``skip`` batches of the first one."""
+        for xc, yc in chunks:
+            for start in range(skip * self.batch_size, len(xc), self.batch_size):
+                yield xc[start:start + self.batch_size], yc[start:start + self.batch_size]
+            skip = 0
 
 
 @dataclass
@@ -173,6 +219,7 @@ def fit(
     validation_preprocess: Any = _SAME,
     shuffle: bool = True,
     seed: int | None = 0,
+    augment: Augment | None = None,
     early_stopping: int | None = None,
     monitor: str = "val_loss",
     checkpoint: str | Path | None = None,
@@ -193,6 +240,8 @@ def fit(
             ``validation_preprocess`` (default: ``preprocess``; ``None``: as given).
         shuffle, seed: reshuffle every epoch with ``np.random.default_rng(seed)``; same
             seed, same data, same machine -> bit-identical weights.
+        augment: ``augment(x_chunk, rng)`` -> augmented rows (training data only), e.g. a
+            :class:`~digitnet.data.augment.Augmenter`; its generator follows from ``seed``.
         early_stopping: stop after this many epochs without improvement of ``monitor``
             (``"val_loss"`` or ``"val_accuracy"``; training metrics if there is no
             validation data) and restore the best weights.
@@ -238,7 +287,8 @@ def fit(
                 f"epoch {position.epoch + 1}, step {position.step}"
             log(f"resumed from {checkpoint} after {where}")
 
-    batches = _Batches(x, y, batch_size, preprocess, model.dtype)
+    augment_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+    batches = _Batches(x, y, batch_size, preprocess, model.dtype, augment, augment_seed)
     params = model.parameters()
     steps = math.ceil(len(x) / batch_size)
     model.train()
@@ -256,7 +306,7 @@ def fit(
             if bar is not None:
                 bar.update(position.step)
             t0 = time.perf_counter() - position.seconds
-            for xb, yb in batches(order, position.step):
+            for xb, yb in batches(order, position.step, epoch):
                 out = model.forward(xb)
                 value = loss.forward(out, yb)
                 if yb.ndim == 1:

@@ -128,7 +128,8 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
             text += f"; one of {', '.join(choices())}"
         if default is not None:
             text += f" (default: {_show(default)})"
-        group.add_argument(flag, dest=f.name, type=_parser_for(str(f.type)), default=argparse.SUPPRESS,
+        parse = f.metadata["parse"] or _parser_for(str(f.type))
+        group.add_argument(flag, dest=f.name, type=parse, default=argparse.SUPPRESS,
                            metavar=f.metadata["metavar"] or f.name.upper(), help=text.replace("%", "%%"))
 
 

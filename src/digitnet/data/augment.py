@@ -1,0 +1,260 @@
+"""Data augmentation for 28x28 digits: random affine maps, elastic distortion, stroke
+thickness and noise. NumPy only.
+
+Every transformation works on a batch of images ``(n, 28, 28)`` (floats on the 0-255
+scale) at once. The deterministic pieces (:func:`affine_grid`, :func:`sample`,
+:func:`smooth`, :func:`dilate`, :func:`erode`, ...) are also what the robustness evaluation
+uses; the random ones draw their parameters from a ``numpy.random.Generator``, so the same
+generator state gives the same augmented images.
+
+* **affine**: rotation, scale, shear and shift, applied by bilinear sampling (pixels that
+  come from outside the image are 0, the background);
+* **elastic**: Simard, Steinkraus and Platt (2003): a displacement field of uniform noise in
+  [-1, 1] for each pixel and axis, smoothed by a Gaussian of width ``sigma`` and scaled by
+  ``alpha`` pixels; it is added to the affine map, so both cost one sampling pass;
+* **thickness**: grey-level dilation (thicker strokes) or erosion (thinner) by one pixel,
+  partly blended in, each with probability ``p / 2``;
+* **noise**: Gaussian noise of ``std`` grey levels, then clipped to 0-255.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+SIDE = 28
+
+
+# --------------------------------------------------------------------------- deterministic pieces
+def affine_grid(rotation: np.ndarray, scale: np.ndarray, shear: np.ndarray, shift: np.ndarray,
+                side: int = SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Source coordinates ``(rows, cols)``, each ``(n, side, side)``, of an affine map about the
+    image centre: the output pixel at ``(r, c)`` takes the input at ``(rows[r, c], cols[r, c])``.
+
+    ``rotation`` and ``shear`` are in degrees (counter-clockwise, and along x), ``scale`` is
+    the zoom factor (> 1 enlarges the digit), ``shift`` is ``(n, 2)`` pixels ``(down, right)``;
+    all have one entry per image. The map sends input ``u`` to ``A u + t``; sampling needs the
+    inverse, ``u = A^-1 (out - t)``, taken about the centre.
+    """
+    theta, phi = np.radians(rotation), np.radians(shear)
+    cos, sin, tan = np.cos(theta), np.sin(theta), np.tan(phi)
+    # forward map in (x = col, y = row) coordinates: rotate, shear along x, then scale
+    a = np.stack([np.stack([cos, -sin + cos * tan], -1), np.stack([sin, cos + sin * tan], -1)], -2)
+    a *= np.asarray(scale, dtype=np.float64)[:, None, None]
+    inv = np.linalg.inv(a)  # (n, 2, 2)
+    centre = (side - 1) / 2
+    idx = np.arange(side, dtype=np.float64) - centre
+    ys, xs = np.meshgrid(idx, idx, indexing="ij")  # output rows (y), cols (x), centred
+    out_x = xs[None] - np.asarray(shift, dtype=np.float64)[:, 1, None, None]
+    out_y = ys[None] - np.asarray(shift, dtype=np.float64)[:, 0, None, None]
+    src_x = inv[:, 0, 0, None, None] * out_x + inv[:, 0, 1, None, None] * out_y
+    src_y = inv[:, 1, 0, None, None] * out_x + inv[:, 1, 1, None, None] * out_y
+    return (src_y + centre).astype(np.float32), (src_x + centre).astype(np.float32)
+
+
+def sample(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear sampling: ``out[i, r, c] = images[i]`` at ``(rows[i, r, c], cols[i, r, c])``,
+    with 0 outside the image. ``images`` ``(n, h, w)``; ``rows``, ``cols`` of the output's
+    shape ``(n, h, w)``. float32 out."""
+    n, h, w = images.shape
+    padded = np.zeros((n, h + 2, w + 2), dtype=np.float32)  # a ring of background around each image
+    padded[:, 1:-1, 1:-1] = images
+    r = np.clip(rows + 1, 0, h + 0.999)  # coordinates in the padded image, kept inside it
+    c = np.clip(cols + 1, 0, w + 0.999)
+    r0, c0 = np.floor(r), np.floor(c)
+    fr, fc = r - r0, c - c0
+    base = (np.arange(n, dtype=np.int64) * ((h + 2) * (w + 2)))[:, None, None]
+    top_left = base + r0.astype(np.int64) * (w + 2) + c0.astype(np.int64)
+    flat = padded.reshape(-1)
+    p00, p01 = flat[top_left], flat[top_left + 1]
+    p10, p11 = flat[top_left + (w + 2)], flat[top_left + (w + 3)]
+    top = p00 + fc * (p01 - p00)
+    bottom = p10 + fc * (p11 - p10)
+    return top + fr * (bottom - top)
+
+
+def gaussian_matrix(sigma: float, side: int = SIDE) -> np.ndarray:
+    """``(side, side)`` matrix ``G`` with ``G @ f`` the Gaussian smoothing of a column ``f``
+    (each row sums to 1, so a constant field stays constant at the borders)."""
+    idx = np.arange(side)
+    g = np.exp(-((idx[:, None] - idx[None, :]) ** 2) / (2.0 * sigma**2))
+    return (g / g.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def smooth(fields: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of each ``(side, side)`` field in ``fields`` ``(n, side, side)``:
+    ``G @ f @ G.T``, as two large matrix products."""
+    n, h, w = fields.shape
+    g = gaussian_matrix(sigma, h)
+    across = (fields.reshape(n * h, w) @ g.T).reshape(n, h, w)  # smooth each row
+    return np.ascontiguousarray(np.swapaxes(
+        (np.swapaxes(across, 1, 2).reshape(n * w, h) @ g.T).reshape(n, w, h), 1, 2))  # then each column
+
+
+def _cross(images: np.ndarray, reduce: Any) -> np.ndarray:
+    """``reduce`` (``np.maximum`` or ``np.minimum``) of each pixel and its four neighbours, with
+    background (0) outside the image."""
+    n, h, w = images.shape
+    padded = np.zeros((n, h + 2, w + 2), dtype=np.float32)
+    padded[:, 1:-1, 1:-1] = images
+    out = images.astype(np.float32, copy=True)
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        reduce(out, padded[:, 1 + dr:1 + dr + h, 1 + dc:1 + dc + w], out=out)
+    return out
+
+
+def dilate(images: np.ndarray, amount: float | np.ndarray = 1.0) -> np.ndarray:
+    """Grey-level dilation with a cross of radius 1 (each pixel becomes the maximum of itself
+    and its four neighbours: strokes get thicker), blended in by ``amount`` (0: unchanged, 1:
+    fully dilated; one value or one per image)."""
+    return _blend(images, _cross(images, np.maximum), amount)
+
+
+def erode(images: np.ndarray, amount: float | np.ndarray = 1.0) -> np.ndarray:
+    """Grey-level erosion with the same cross (the minimum: strokes get thinner), blended."""
+    return _blend(images, _cross(images, np.minimum), amount)
+
+
+def _blend(images: np.ndarray, changed: np.ndarray, amount: float | np.ndarray) -> np.ndarray:
+    t = np.asarray(amount, dtype=np.float32).reshape(-1, 1, 1) if np.ndim(amount) else np.float32(amount)
+    return images + t * (changed - images)
+
+
+def blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of each image (the same smoothing as the elastic fields)."""
+    return smooth(images.astype(np.float32), sigma) if sigma > 0 else images.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- random transformations
+@dataclass(frozen=True)
+class Affine:
+    """Random affine map: rotation uniform in ±``rotation`` degrees, zoom uniform in
+    1 ± ``scale``, shear uniform in ±``shear`` degrees, shift uniform in ±``shift`` pixels
+    along each axis."""
+
+    rotation: float = 12.0
+    scale: float = 0.12
+    shear: float = 10.0
+    shift: float = 2.5
+
+
+@dataclass(frozen=True)
+class Elastic:
+    """Elastic distortion: uniform [-1, 1] displacements smoothed by a Gaussian of ``sigma``
+    pixels and scaled by ``alpha`` pixels (Simard et al. use sigma 4, alpha 34; the default
+    here is a little smoother)."""
+
+    alpha: float = 30.0
+    sigma: float = 5.0
+
+
+@dataclass(frozen=True)
+class Thickness:
+    """With probability ``p``, thicken (half the time) or thin the strokes: a one-pixel
+    dilation or erosion blended in by an amount uniform in [0, ``amount``] (full erosion would
+    break MNIST's two-pixel strokes)."""
+
+    p: float = 0.5
+    amount: float = 0.7
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Gaussian pixel noise of standard deviation ``std`` grey levels (0-255 scale)."""
+
+    std: float = 12.0
+
+
+KINDS: dict[str, type] = {"affine": Affine, "elastic": Elastic, "thickness": Thickness, "noise": Noise}
+LIMITS: dict[str, tuple[float, float]] = {  # what a setting may be, to catch typos early
+    "rotation": (0, 180), "scale": (0, 0.9), "shear": (0, 60), "shift": (0, 14), "alpha": (0, 200),
+    "sigma": (0.5, 28), "p": (0, 1), "amount": (0, 1), "std": (0, 255),
+}
+
+
+class Augmenter:
+    """A chain of random transformations, applied as thickness, then the warp (affine and
+    elastic, one sampling pass), then noise.
+
+    ``augmenter(x, rng)``: ``x`` uint8 or float ``(n, 784)`` on the 0-255 scale -> float32
+    ``(n, 784)`` on the same scale, ready for a :class:`~digitnet.data.Normalizer`.
+    """
+
+    def __init__(self, affine: Affine | None = None, elastic: Elastic | None = None,
+                 thickness: Thickness | None = None, noise: Noise | None = None) -> None:
+        self.affine, self.elastic, self.thickness, self.noise = affine, elastic, thickness, noise
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Mapping[str, float]]) -> Augmenter:
+        """From ``{"affine": {"rotation": 15}, "elastic": {}}`` (unnamed settings: defaults)."""
+        parts = {}
+        for kind, settings in config.items():
+            if kind not in KINDS:
+                raise ValueError(f"unknown augmentation {kind!r}; choose from {', '.join(KINDS)}")
+            parts[kind] = KINDS[kind](**settings)
+        return cls(**parts)
+
+    def config(self) -> dict[str, dict[str, float]]:
+        return {kind: asdict(part) for kind, part in vars(self).items() if part is not None}
+
+    def __repr__(self) -> str:
+        return f"Augmenter({self.config()})"
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = len(x)
+        images = np.asarray(x, dtype=np.float32).reshape(n, SIDE, SIDE)
+        if self.thickness is not None and self.thickness.p > 0:
+            choice, half = rng.random(n), self.thickness.p / 2
+            amount = rng.uniform(0, self.thickness.amount, n).astype(np.float32)
+            thick, thin = choice < half, (choice >= half) & (choice < 2 * half)
+            if thick.any():
+                images[thick] = dilate(images[thick], amount[thick])
+            if thin.any():
+                images[thin] = erode(images[thin], amount[thin])
+        if self.affine is not None or self.elastic is not None:
+            images = sample(images, *self._grid(n, rng))
+        if self.noise is not None and self.noise.std > 0:
+            images += rng.normal(0.0, self.noise.std, size=images.shape).astype(np.float32)
+            np.clip(images, 0, 255, out=images)
+        return images.reshape(n, -1)
+
+    def _grid(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        a = self.affine or Affine(0, 0, 0, 0)
+        rotation, zoom = rng.uniform(-a.rotation, a.rotation, n), 1 + rng.uniform(-a.scale, a.scale, n)
+        shear, shift = rng.uniform(-a.shear, a.shear, n), rng.uniform(-a.shift, a.shift, (n, 2))
+        rows, cols = affine_grid(rotation, zoom, shear, shift)
+        if self.elastic is not None and self.elastic.alpha > 0:
+            field = rng.uniform(-1, 1, size=(2 * n, SIDE, SIDE)).astype(np.float32)
+            field = smooth(field, self.elastic.sigma) * np.float32(self.elastic.alpha)
+            rows, cols = rows + field[:n], cols + field[n:]
+        return rows, cols
+
+
+def check_config(value: Any, key: str = "augment") -> dict[str, dict[str, float]]:
+    """A valid augmentation config, from ``["affine", "elastic"]`` (defaults) or a table
+    ``{affine = {rotation = 15}, noise = {}}``; anything else is a ``ValueError`` naming the
+    key."""
+    if isinstance(value, (list, tuple)):
+        value = {kind: {} for kind in value}
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"{key}: expected augmentation names ({', '.join(KINDS)}) or a table of them")
+    out: dict[str, dict[str, float]] = {}
+    for kind, settings in value.items():
+        if kind not in KINDS:
+            raise ValueError(f"{key}: unknown augmentation {kind!r}; choose from {', '.join(KINDS)}")
+        if not isinstance(settings, Mapping):
+            raise ValueError(f"{key}.{kind}: expected a table of settings, got {settings!r}")
+        names = [f.name for f in fields(KINDS[kind])]
+        for name, v in settings.items():
+            if name not in names:
+                raise ValueError(f"{key}.{kind}: no setting {name!r}; its settings: {', '.join(names)}")
+            lo, hi = LIMITS[name]
+            number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not number or not lo <= v <= hi:
+                raise ValueError(f"{key}.{kind}.{name}: expected a number from {lo:g} to {hi:g}, got {v!r}")
+        out[kind] = {name: float(v) for name, v in settings.items()}
+    return out
