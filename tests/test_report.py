@@ -26,9 +26,10 @@ from digitnet.report.compare import compare_output_path  # noqa: E402
 from digitnet.report.figures import confident_mistakes  # noqa: E402
 from digitnet.runs import RunError, validate_metrics  # noqa: E402
 
-SECTIONS = ("summary", "history", "confusion", "precision-recall", "mistakes", "samples", "weights", "pca")
+SECTIONS = ("summary", "history", "confusion", "precision-recall", "mistakes", "samples", "weights",
+            "risk-coverage", "robustness", "pca")
 FIGURES = ("history.png", "confusion.png", "precision_recall.png", "mistakes.png", "samples.png",
-           "weights.png")
+           "weights.png", "risk_coverage.png", "robustness.png")
 
 
 @pytest.fixture(scope="module")
@@ -230,10 +231,16 @@ def test_compare_tabulates_and_writes_the_figure(run, tiny, tmp_path, capsys, mo
     second = tmp_path / "second"
     assert main(["train", "--data", str(tiny), "--out", str(second), "--hidden", "8", "--epochs", "2",
                  "--valid-size", "50", "--optimizer", "sgd", "--lr", "0.05", "--no-progress"]) == 0
+    assert main(["evaluate", str(second), "--data", str(tiny), "--robustness"]) == 0
+    assert (second / "robustness.json").is_file() and (second / "robustness.png").is_file()
+    (run / "robustness.json").unlink(missing_ok=True)  # one run measured, one not
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     assert main(["compare", str(run), str(second)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"note: no robustness measured for {run.name} (digitnet evaluate RUN --robustness)"
+    assert printed[-1] == f"robustness figure: {tmp_path / 'compare-robustness.png'}"
+    out = printed[1:-1]
     assert out[0].split()[:4] == ["run", "hidden", "activation", "optimizer"]
     rows = {line.split()[0]: line.split() for line in out[2:4]}
     assert rows["ten"][1:4] == ["24-12", "relu", "adam"] and rows["second"][1:4] == ["8", "relu", "sgd"]
@@ -247,6 +254,7 @@ def test_compare_tabulates_and_writes_the_figure(run, tiny, tmp_path, capsys, mo
     assert [r["run"] for r in data["runs"]] == ["ten", "second"]
     assert data["runs"][0]["hidden"] == [24, 12] and data["runs"][1]["lr"] == 0.05
     assert data["runs"][1]["test acc"] == metrics["test_accuracy"]
+    assert data["runs"][0]["robust acc"] is None and 0 < data["runs"][1]["robust acc"] < 1
     assert (tmp_path / "figs" / "compare.png").is_file()
     assert compare_output_path(tmp_path / "c.png") == tmp_path / "c.png"
 

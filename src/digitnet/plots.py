@@ -416,3 +416,66 @@ def plot_validation_curves(runs: Sequence[tuple[str, Mapping[str, Any]]],
         fig.legend(loc="outside lower center", ncols=min(2, len(runs)))
         fig.suptitle(title)
         return _finish(fig, path)
+
+
+def plot_robustness(runs: Sequence[tuple[str, Mapping[str, Any]]], path: str | Path | None = None, *,
+                    title: str = "Accuracy under perturbations of the test digits") -> bytes:
+    """Accuracy against perturbation strength, one small panel per perturbation, one line per
+    run. ``runs`` is ``[(name, results)]`` with results as :func:`digitnet.robustness.robustness`
+    returns them. PNG of 1200 by 620 pixels."""
+    if not runs:
+        raise ValueError("no robustness results to draw")
+    kinds = list(runs[0][1]["perturbations"])
+    columns = 4
+    with _style():
+        fig = _figure(12, 6.2)
+        axes = fig.subplots(math.ceil(len(kinds) / columns), columns, squeeze=False).ravel()
+        for ax, kind in zip(axes, kinds, strict=False):
+            for i, (name, results) in enumerate(runs):
+                r = results["perturbations"].get(kind)
+                if r is None:
+                    continue
+                ax.plot(r["strengths"], np.asarray(r["accuracy"]) * 100, marker="o", ms=3.5, lw=1.8,
+                        color=DIGIT_COLORS[i % len(DIGIT_COLORS)], label=name)
+            ax.set_title(kind)
+            ax.set_xlabel(runs[0][1]["perturbations"][kind]["unit"], fontsize=8)
+            ax.set_ylim(0, 101)
+            ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+            ax.grid(True)
+        for ax in axes[len(kinds):]:
+            ax.set_visible(False)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+                   ncols=min(4, len(runs)))
+        fig.suptitle(title)
+        return _finish(fig, path)
+
+
+def plot_risk_coverage(confidence: Sequence[float], correct: Sequence[bool], path: str | Path | None = None,
+                       *, thresholds: Sequence[float] = (0.5, 0.9, 0.99),
+                       title: str = "Answering only when sure: accuracy against coverage") -> bytes:
+    """The risk-coverage curve: for every confidence threshold, the fraction of test images the
+    model answers (its top probability is at least the threshold) against its accuracy on
+    them; ``thresholds`` are marked. PNG of 700 by 480 pixels."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    order = np.argsort(-conf, kind="stable")
+    answered = np.arange(1, len(conf) + 1)
+    coverage = answered / len(conf)
+    accuracy = np.cumsum(ok[order]) / answered
+    with _style():
+        fig = _figure(7, 4.8)
+        ax = fig.subplots()
+        ax.plot(coverage * 100, accuracy * 100, lw=2, color=PALETTE["train"])
+        for t in thresholds:
+            k = int(np.count_nonzero(conf >= t))
+            if k:
+                ax.plot([100 * k / len(conf)], [100 * ok[conf >= t].mean()], "o", color=PALETTE["accent"])
+                ax.annotate(f"p ≥ {t:g}", (100 * k / len(conf), 100 * ok[conf >= t].mean()),
+                            textcoords="offset points", xytext=(-8, -14), fontsize=8, ha="right")
+        ax.set_xlabel("coverage: test images answered")
+        ax.set_ylabel("accuracy on the answered ones")
+        ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+        ax.grid(True)
+        fig.suptitle(title)
+        return _finish(fig, path)

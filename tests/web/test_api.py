@@ -46,6 +46,17 @@ def still_serving(client):
 
 
 # --------------------------------------------------------------------------- good input
+def test_below_min_confidence_the_api_names_no_digit(clf):
+    with TestClient(create_app(clf, min_confidence=0.999999)) as strict:
+        p = post(strict, png("seven"), "image/png").json()
+        assert p["digit"] is None and p["sure"] is False and p["best_guess"] == 7
+        assert strict.get("/api/model").json()["min_confidence"] == 0.999999
+    with TestClient(create_app(clf)) as lenient:
+        p = post(lenient, png("seven"), "image/png").json()
+        assert p["digit"] == 7 and p["sure"] is True
+
+
+
 @pytest.mark.parametrize("shape,digit", [("zero", 0), ("one", 1), ("seven", 7)])
 def test_predict_png(client, shape, digit):
     r = post(client, png(shape), "image/png")

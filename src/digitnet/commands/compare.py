@@ -30,11 +30,15 @@ def run(args: argparse.Namespace) -> int:
     report = report_module()
     comparison = report.compare_runs(args.run_dirs, args.out)
     if args.json:
+        robust = comparison.robustness_figure
         print(json.dumps({"runs": comparison.rows, "figure": str(comparison.figure),
-                          "skipped": comparison.notes}, indent=2))
+                          "robustness_figure": None if robust is None else str(robust),
+                          "notes": comparison.notes}, indent=2))
         return 0
     for note in comparison.notes:
         print(f"note: {note}")
     print(report.format_table(comparison.rows))
     print(f"figure: {comparison.figure}")
+    if comparison.robustness_figure is not None:
+        print(f"robustness figure: {comparison.robustness_figure}")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import CommandError, add_data_option, add_model_argument, load_model, load_test_data
+from .common import CommandError, add_data_option, add_model_argument, load_model, load_test_data, probability
 
 NAME = "predict"
 
@@ -31,8 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE", default=None,
                    help="with --kaggle: the ImageId,Label submission file to write")
     add_data_option(p)
+    p.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
+                   help="say \"not sure\" instead of a digit when the top probability is below P "
+                        "(see the report's risk-coverage curve; default: always answer)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
+
+
+def answer(digit: int, probabilities, min_confidence: float) -> dict:
+    """``{"digit", "sure", "best_guess"}``: the digit, or None when the top probability is below
+    ``min_confidence``."""
+    sure = float(max(probabilities)) >= min_confidence
+    return {"digit": int(digit) if sure else None, "sure": sure, "best_guess": int(digit)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
     return predict_images(clf, args)
 
 
-def print_prediction(title: str, digit: int, classes: Sequence[int], probabilities: Sequence[float],
-                     note: str = "") -> None:
-    """One prediction for people: ``TITLE: predicted D (NOTE)``, then a bar per class."""
-    print(f"{title}: predicted {digit}" + (f" ({note})" if note else ""))
+def print_prediction(title: str, result: dict, classes: Sequence[int], note: str = "") -> None:
+    """One prediction for people: ``TITLE: predicted D (NOTE)`` (or ``not sure``), then a bar
+    per class."""
+    probabilities = result["probabilities"]
+    if result["sure"]:
+        print(f"{title}: predicted {result['digit']}" + (f" ({note})" if note else ""))
+    else:
+        print(f"{title}: not sure (best guess {result['best_guess']} at {max(probabilities):.2f})"
+              + (f" ({note})" if note else ""))
     for c, p in zip(classes, probabilities, strict=True):
         print(f"  {c}: {p:.4f} {'#' * round(p * 40)}")
 
@@ -68,15 +83,15 @@ def predict_indices(clf, args: argparse.Namespace) -> int:
         if not 0 <= i < n:
             raise CommandError(f"--index {i} is out of range: the test set has {n} images{which} (0-{n - 1})")
     digits, probs = clf.predict_with_proba(x_all[args.index])
-    results = [{"index": i, "digit": int(dg), "label": int(y_all[i]),
+    results = [{"index": i, **answer(dg, row, args.min_confidence), "label": int(y_all[i]),
                 "probabilities": [round(float(p), 6) for p in row]}
                for i, dg, row in zip(args.index, digits, probs, strict=True)]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0]))
         return 0
     for r in results:
-        mark = "correct" if r["digit"] == r["label"] else f"wrong, true label {r['label']}"
-        print_prediction(f"test image {r['index']}{which}", r["digit"], clf.classes, r["probabilities"], mark)
+        mark = "correct" if r["best_guess"] == r["label"] else f"wrong, true label {r['label']}"
+        print_prediction(f"test image {r['index']}{which}", r, clf.classes, mark)
     return 0
 
 
@@ -105,11 +120,11 @@ def predict_images(clf, args: argparse.Namespace) -> int:
             results.append({"file": name, "error": text})
             continue
         labels, probs = clf.predict_with_proba(pixels)
-        digit, probs = int(labels[0]), probs[0]
-        result = {"file": name, "digit": digit, "probabilities": [round(float(p), 6) for p in probs]}
+        result = {"file": name, **answer(labels[0], probs[0], args.min_confidence),
+                  "probabilities": [round(float(p), 6) for p in probs[0]]}
         results.append(result)
         if not args.json:
-            print_prediction(name, digit, clf.classes, result["probabilities"])
+            print_prediction(name, result, clf.classes)
     if args.json and not (len(results) == 1 and failed):
         print(json.dumps(results if len(results) > 1 else results[0]))
     return 1 if failed else 0

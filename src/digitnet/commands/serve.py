@@ -6,7 +6,7 @@ import argparse
 import socket
 
 from ..web.limits import MAX_BODY_BYTES, MAX_PIXELS
-from .common import CommandError, add_model_argument, load_model
+from .common import CommandError, add_model_argument, load_model, probability
 
 NAME = "serve"
 
@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="largest request body accepted (default: %(default)s)")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                    help="largest image (width x height) accepted (default: %(default)s)")
+    p.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
+                   help="the page and the API say \"not sure\" when the top probability is below P "
+                        "(default: always name a digit)")
     p.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default: %(default)s)")
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     clf = load_model(args.model)
     if clf.n_features != 784:
         raise CommandError(f"the drawing page reads 28x28 digits; this model takes {clf.n_features} inputs")
-    app = create_app(clf, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels)
+    app = create_app(clf, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
+                     min_confidence=args.min_confidence)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

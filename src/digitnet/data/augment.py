@@ -14,7 +14,10 @@ generator state gives the same augmented images.
   ``alpha`` pixels; it is added to the affine map, so both cost one sampling pass;
 * **thickness**: grey-level dilation (thicker strokes) or erosion (thinner) by one pixel,
   partly blended in, each with probability ``p / 2``;
-* **noise**: Gaussian noise of ``std`` grey levels, then clipped to 0-255.
+* **noise**: Gaussian noise of ``std`` grey levels, then clipped to 0-255;
+* **erase**: with probability ``p``, a bar of background up to ``width`` pixels wide across
+  the digit (horizontal or vertical), so that a covered stroke does not decide the answer;
+* **invert**: with probability ``p``, white on black becomes black on white.
 """
 
 from __future__ import annotations
@@ -124,6 +127,17 @@ def _blend(images: np.ndarray, changed: np.ndarray, amount: float | np.ndarray) 
     return images + t * (changed - images)
 
 
+def erase_bars(images: np.ndarray, which: np.ndarray, widths: np.ndarray, vertical: np.ndarray,
+               starts: np.ndarray) -> None:
+    """In place: a bar of background across each image ``which[i]`` of ``images`` ``(n, h, w)``,
+    ``widths[i]`` pixels wide from ``starts[i]``, vertical or horizontal."""
+    for i, w, v, s in zip(which, widths, vertical, starts, strict=True):
+        if v:
+            images[i, :, max(s, 0):s + w] = 0
+        else:
+            images[i, max(s, 0):s + w, :] = 0
+
+
 def blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of each image (the same smoothing as the elastic fields)."""
     return smooth(images.astype(np.float32), sigma) if sigma > 0 else images.astype(np.float32)
@@ -169,24 +183,43 @@ class Noise:
     std: float = 12.0
 
 
-KINDS: dict[str, type] = {"affine": Affine, "elastic": Elastic, "thickness": Thickness, "noise": Noise}
+@dataclass(frozen=True)
+class Erase:
+    """With probability ``p``, a bar of background 1 to ``width`` pixels wide across the digit,
+    horizontal or vertical, through a random point of its middle third."""
+
+    p: float = 0.3
+    width: float = 6.0
+
+
+@dataclass(frozen=True)
+class Invert:
+    """With probability ``p``, the image inverted (``255 - x``)."""
+
+    p: float = 0.05
+
+
+KINDS: dict[str, type] = {"affine": Affine, "elastic": Elastic, "thickness": Thickness, "noise": Noise,
+                          "erase": Erase, "invert": Invert}
 LIMITS: dict[str, tuple[float, float]] = {  # what a setting may be, to catch typos early
     "rotation": (0, 180), "scale": (0, 0.9), "shear": (0, 60), "shift": (0, 14), "alpha": (0, 200),
-    "sigma": (0.5, 28), "p": (0, 1), "amount": (0, 1), "std": (0, 255),
+    "sigma": (0.5, 28), "p": (0, 1), "amount": (0, 1), "std": (0, 255), "width": (1, 14),
 }
 
 
 class Augmenter:
     """A chain of random transformations, applied as thickness, then the warp (affine and
-    elastic, one sampling pass), then noise.
+    elastic, one sampling pass), then erasing, noise and inversion.
 
     ``augmenter(x, rng)``: ``x`` uint8 or float ``(n, 784)`` on the 0-255 scale -> float32
     ``(n, 784)`` on the same scale, ready for a :class:`~digitnet.data.Normalizer`.
     """
 
     def __init__(self, affine: Affine | None = None, elastic: Elastic | None = None,
-                 thickness: Thickness | None = None, noise: Noise | None = None) -> None:
+                 thickness: Thickness | None = None, noise: Noise | None = None, erase: Erase | None = None,
+                 invert: Invert | None = None) -> None:
         self.affine, self.elastic, self.thickness, self.noise = affine, elastic, thickness, noise
+        self.erase, self.invert = erase, invert
 
     @classmethod
     def from_config(cls, config: Mapping[str, Mapping[str, float]]) -> Augmenter:
@@ -217,9 +250,18 @@ class Augmenter:
                 images[thin] = erode(images[thin], amount[thin])
         if self.affine is not None or self.elastic is not None:
             images = sample(images, *self._grid(n, rng))
+        if self.erase is not None and self.erase.p > 0:
+            chosen = np.flatnonzero(rng.random(n) < self.erase.p)
+            widths = rng.integers(1, int(self.erase.width) + 1, len(chosen))
+            vertical = rng.random(len(chosen)) < 0.5
+            starts = rng.integers(SIDE // 3, 2 * SIDE // 3, len(chosen)) - widths // 2
+            erase_bars(images, chosen, widths, vertical, starts)
         if self.noise is not None and self.noise.std > 0:
             images += rng.normal(0.0, self.noise.std, size=images.shape).astype(np.float32)
             np.clip(images, 0, 255, out=images)
+        if self.invert is not None and self.invert.p > 0:
+            flip = rng.random(n) < self.invert.p
+            images[flip] = 255 - images[flip]
         return images.reshape(n, -1)
 
     def _grid(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

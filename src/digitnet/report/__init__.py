@@ -10,6 +10,9 @@ on the MNIST test images of the digits it knows, and writes into the same direct
 ``mistakes.png``       the most confidently wrong test digits
 ``samples.png``        sample test digits per class
 ``weights.png``        the first layer's weights, one 28x28 image per unit
+``risk_coverage.png``  accuracy against the share of images answered, by confidence
+``robustness.png``     accuracy under rotation, shift, scale, thickness, blur, noise,
+                       occlusion and inversion (``robustness.json`` holds the numbers)
 ``report.html``        all of the above embedded (base64), the run spec and final
                        metrics as tables, and interactive 3-D PCA plots (plotly, its
                        JavaScript included) of the test inputs and of the last hidden
@@ -28,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_bytes
-from ..runs import load_run
+from ..classifier import Classifier
+from ..robustness import robustness
+from ..runs import RunError, load_run, read_json_object, write_json
 from .compare import COMPARE_COLUMNS, Comparison, compare_rows, compare_runs, format_table
 from .figures import ReportError, ReportFigure, analyse, load_test_set, report_figures
 from .page import pca_figure_html, plotly_js, project, render_html
@@ -54,6 +59,22 @@ def subsample(n: int, k: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
+def measured_robustness(run_dir: Path, clf: Classifier, x: np.ndarray, y: np.ndarray) -> dict:
+    """The run's ``robustness.json`` if it was measured on these test images, else measured now
+    (and saved there)."""
+    path = run_dir / "robustness.json"
+    if path.is_file():
+        try:
+            saved = read_json_object(path)
+            if saved.get("n_images") == len(x) and isinstance(saved.get("perturbations"), dict):
+                return saved
+        except RunError:
+            pass  # a damaged file is measured again and rewritten
+    results = robustness(clf.predict, x, y)
+    write_json(path, results)
+    return results
+
+
 def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mistakes: int = 25,
                  pca_points: int = 2000, per_class: int = 10) -> ReportResult:
     """Write the PNG figures and ``report.html`` of a run directory; return what was written."""
@@ -68,7 +89,8 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
         notes.append(f"The test data used for this report give accuracy {a.report['accuracy']:.4f}, "
                      f"but metrics.json recorded {recorded:.4f}: the figures below describe the data "
                      "used now (another --data directory, or a seed's own test split?).")
-    figures = report_figures(run, a, mistakes=mistakes, per_class=per_class)
+    figures = report_figures(run, a, mistakes=mistakes, per_class=per_class,
+                             robustness=measured_robustness(run.path, clf, x, y))
     for fig in figures:
         fig.png = fig.draw(run.path / fig.filename)
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import plots
-from ..runs import Run, is_incomplete, load_run
+from ..robustness import mean_accuracy
+from ..runs import Run, RunError, is_incomplete, load_run, read_json_object
 from .figures import ReportError
 from .page import at_best
 
 COMPARE_COLUMNS = ("run", "hidden", "activation", "optimizer", "lr", "epochs", "best epoch",
-                   "val acc at best", "final val acc", "test acc", "train s")
+                   "val acc at best", "final val acc", "test acc", "robust acc", "train s")
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Comparison:
     rows: list[dict[str, Any]]
     figure: Path
     notes: list[str] = field(default_factory=list)
+    robustness_figure: Path | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -60,7 +62,7 @@ def compare_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
         model = run.config.get("model") if isinstance(run.config.get("model"), Mapping) else {}
         training = run.config.get("training") if isinstance(run.config.get("training"), Mapping) else {}
         hidden, activation = _network(model)
-        m, h = run.metrics, run.metrics["history"]
+        m, h, measured = run.metrics, run.metrics["history"], robustness_of(run)
         finite = [v for v in h["val_accuracy"] if math.isfinite(v)]
         rows.append({
             "run": run.name,
@@ -73,9 +75,22 @@ def compare_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
             "val acc at best": _number(at_best(h, "val_accuracy")),
             "final val acc": float(finite[-1]) if finite else None,
             "test acc": _number(m["test_accuracy"]),
+            "robust acc": None if measured is None else _number(mean_accuracy(measured)),
             "train s": _number(m.get("train_seconds")),
         })
     return rows
+
+
+def robustness_of(run: Run) -> dict[str, Any] | None:
+    """The run's ``robustness.json`` (from ``evaluate --robustness`` or ``report``), if any."""
+    path = run.path / "robustness.json"
+    if not path.is_file():
+        return None
+    try:
+        results = read_json_object(path)
+    except RunError:
+        return None
+    return results if isinstance(results.get("perturbations"), dict) else None
 
 
 def _cell(column: str, value: Any) -> str:
@@ -134,4 +149,13 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     curves = [(label, r.metrics["history"]) for label, r in zip(labels, runs, strict=True)]
     title = f"Validation curves of {len(runs)} run{'s' * (len(runs) > 1)}"
     plots.plot_validation_curves(curves, path, title=title)
-    return Comparison(rows, path, notes)
+    measured = [(label, robustness_of(r)) for label, r in zip(labels, runs, strict=True)]
+    measured = [(label, res) for label, res in measured if res is not None]
+    robust_path = None
+    if measured:
+        robust_path = path.with_name(f"{path.stem}-robustness.png")
+        plots.plot_robustness(measured, robust_path, title="Accuracy under perturbations, run by run")
+    missing = [label for label, r in zip(labels, runs, strict=True) if robustness_of(r) is None]
+    if measured and missing:
+        notes.append(f"no robustness measured for {', '.join(missing)} (digitnet evaluate RUN --robustness)")
+    return Comparison(rows, path, notes, robust_path)

@@ -116,8 +116,23 @@ def per_class_table(report: dict[str, Any]) -> str:
             f"</caption>{head}{body}</table>")
 
 
-def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int = 10) -> list[ReportFigure]:
-    """The report's figures for ``run``, given the model's analysis ``a`` of the test set."""
+def robustness_table(results: dict[str, Any]) -> str:
+    """HTML table of the accuracy at each strength of each perturbation."""
+    import html
+
+    rows = "".join(
+        f"<tr><th scope=\"row\">{html.escape(kind)}</th><td>"
+        + ", ".join(f"{s:g}: {acc:.4f}" for s, acc in zip(r["strengths"], r["accuracy"], strict=True))
+        + f"</td><td>{html.escape(r['unit'])}</td></tr>"
+        for kind, r in results["perturbations"].items())
+    return ("<table class=\"robustness\"><caption>Accuracy at each strength</caption>"
+            f"<tr><th>perturbation</th><th>strength: accuracy</th><th>strength in</th></tr>{rows}</table>")
+
+
+def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int = 10,
+                   robustness: dict[str, Any] | None = None) -> list[ReportFigure]:
+    """The report's figures for ``run``, given the model's analysis ``a`` of the test set (and
+    its robustness results, when measured)."""
     clf = run.classifier
     assert clf is not None
     wrong = confident_mistakes(a.y, a.predicted, a.confidence, mistakes)
@@ -128,7 +143,7 @@ def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int 
     unit = "hidden unit" if is_hidden else "output unit"
     history = run.metrics["history"]
     monitor = "validation accuracy" if history.get("monitor") == "val_accuracy" else "validation loss"
-    return [
+    figures = [
         ReportFigure(
             "history.png", "Loss and accuracy per epoch", "history",
             "Training values are means over each epoch while the weights change; validation values "
@@ -166,4 +181,18 @@ def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int 
             "they look at.",
             lambda p: plots.plot_first_layer_weights(weights, p,
                                                      title=f"First-layer weights, one image per {unit}")),
+        ReportFigure(
+            "risk_coverage.png", "Answering only when sure", "risk-coverage",
+            "Sorted by the model's confidence (its top probability), the test images it would answer "
+            "at each threshold, and its accuracy on those: `digitnet predict --min-confidence P` and "
+            "`digitnet serve --min-confidence P` say \"not sure\" below the threshold.",
+            lambda p: plots.plot_risk_coverage(a.confidence, a.predicted == a.y, p)),
     ]
+    if robustness is not None:
+        figures.append(ReportFigure(
+            "robustness.png", "Robustness to changed digits", "robustness",
+            f"Accuracy on {robustness['n_images']:,} test images as every one is rotated, shifted, scaled, "
+            "thinned or thickened, blurred, made noisy, partly covered by a bar, or inverted (the same "
+            "numbers as `digitnet evaluate RUN --robustness`, saved in robustness.json).",
+            lambda p: plots.plot_robustness([(run.name, robustness)], p), extra=robustness_table(robustness)))
+    return figures

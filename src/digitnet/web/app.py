@@ -47,7 +47,10 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 class Prediction(BaseModel):
     """One prediction, with what the page shows."""
 
-    digit: int = Field(description="the predicted digit")
+    digit: int | None = Field(description="the predicted digit, or null when the model is not sure "
+                                          "(its top probability is below the server's min_confidence)")
+    best_guess: int = Field(description="the most probable digit, sure or not")
+    sure: bool = Field(description="whether the top probability reaches min_confidence")
     classes: list[int] = Field(description="the class of each probability")
     probabilities: list[float] = Field(description="one per class, summing to 1")
     image: list[list[int]] = Field(description="the 28x28 image the network saw, 0-255, white on black")
@@ -128,7 +131,7 @@ def _json_pixels(body: bytes, n_features: int) -> np.ndarray:
 
 
 def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
-               max_pixels: int = MAX_PIXELS, title: str = "digitnet") -> FastAPI:
+               max_pixels: int = MAX_PIXELS, title: str = "digitnet", min_confidence: float = 0.0) -> FastAPI:
     """The FastAPI app serving ``classifier``.
 
     ``max_body_bytes`` bounds a request body (checked against Content-Length and while
@@ -148,8 +151,11 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
         probs = classifier.predict_proba(x)[0]
         hidden = [h[0] for h in classifier.hidden_activations(x)]
         k = int(np.argmax(probs))
+        best, sure = int(classifier.classes[k]), bool(probs[k] >= min_confidence)
         return {
-            "digit": int(classifier.classes[k]),
+            "digit": best if sure else None,
+            "best_guess": best,
+            "sure": sure,
             "classes": model_info["classes"],
             "probabilities": [round(float(p), 6) for p in probs],
             "image": np.rint(pixels).astype(np.int64).reshape(28, 28).tolist(),
@@ -195,7 +201,8 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
 
     @app.get("/api/model", summary="Describe the model")
     def model() -> dict[str, Any]:
-        return model_info | {"limits": {"max_body_bytes": max_body_bytes, "max_pixels": max_pixels}}
+        return model_info | {"limits": {"max_body_bytes": max_body_bytes, "max_pixels": max_pixels},
+                             "min_confidence": min_confidence}
 
     @app.post("/api/predict", response_model=Prediction, summary="Predict the digit in an image",
               openapi_extra=_BODY_DOC, responses=_ERRORS)

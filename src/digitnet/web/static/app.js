@@ -179,16 +179,22 @@ function showEmpty(message) {
   });
   seen.getContext("2d").clearRect(0, 0, 28, 28);
   layersEl.querySelectorAll("canvas").forEach((c) => c.getContext("2d").clearRect(0, 0, c.width, c.height));
+  layersEl.querySelectorAll(".layer p").forEach((caption) => { caption.textContent = ""; });
 }
 
 function show(p) {
-  digitEl.textContent = String(p.digit);
   const best = Math.max(...p.probabilities);
-  confEl.textContent = (100 * best).toFixed(1) + "% sure";
+  if (p.sure === false) {  // below the server's --min-confidence: no digit named
+    digitEl.textContent = "?";
+    confEl.textContent = `not sure (best guess ${p.best_guess}, ${(100 * best).toFixed(1)}%)`;
+  } else {
+    digitEl.textContent = String(p.digit);
+    confEl.textContent = (100 * best).toFixed(1) + "% sure";
+  }
   statusEl.textContent = "Keep drawing, or Clear to start again.";
   barsEl.querySelectorAll("li").forEach((li, i) => {
     const v = p.probabilities[i] || 0;
-    li.classList.toggle("top", p.classes[i] === p.digit);
+    li.classList.toggle("top", p.classes[i] === p.best_guess);
     li.querySelector(".fill").style.width = (100 * v).toFixed(1) + "%";
     li.querySelector(".value").textContent = (100 * v).toFixed(1) + "%";
   });
