@@ -42,14 +42,12 @@ def test_perturbations_are_repeatable():
 
 
 def test_robustness_results_and_table():
-    x = strokes(40)
-    y = (x.reshape(40, 28, 28)[:, :, :14].sum(axis=(1, 2)) > x.reshape(40, 28, 28)[:, :, 14:].sum(axis=(1, 2)))
-
     def predict(images):  # "more ink on the left half"
         img = images.reshape(len(images), 28, 28)
-        return img[:, :, :14].sum(axis=(1, 2)) > img[:, :, 14:].sum(axis=(1, 2))
+        return (img[:, :, :14].sum(axis=(1, 2)) > img[:, :, 14:].sum(axis=(1, 2))).astype(int)
 
-    results = robustness(predict, x, y.astype(int), kinds=("rotation", "inversion"))
+    x = strokes(40)
+    results = robustness(predict, x, predict(x), kinds=("rotation", "inversion"))
     assert results["n_images"] == 40 and set(results["perturbations"]) == {"rotation", "inversion"}
     rot = results["perturbations"]["rotation"]
     assert rot["accuracy"][0] == 1.0 and len(rot["accuracy"]) == len(rot["strengths"])
