@@ -27,9 +27,9 @@ from digitnet.report.figures import confident_mistakes  # noqa: E402
 from digitnet.runs import RunError, validate_metrics  # noqa: E402
 
 SECTIONS = ("summary", "history", "confusion", "precision-recall", "mistakes", "samples", "weights",
-            "risk-coverage", "robustness", "pca")
+            "risk-coverage", "diagnostics", "robustness", "pca")
 FIGURES = ("history.png", "confusion.png", "precision_recall.png", "mistakes.png", "samples.png",
-           "weights.png", "risk_coverage.png", "robustness.png")
+           "weights.png", "risk_coverage.png", "diagnostics.png", "robustness.png")
 
 
 @pytest.fixture(scope="module")

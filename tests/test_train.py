@@ -131,3 +131,28 @@ def test_shuffled_batches_cover_every_sample_once_and_scale_it():
     np.testing.assert_array_equal(np.concatenate(ys), y[order])
     np.testing.assert_allclose(np.concatenate(xs), x[order] / np.float32(255), rtol=1e-6)
     assert [len(b) for b in ys] == [25, 25, 25, 25, 3]
+
+
+def test_diagnostics_show_gradients_updates_and_dead_or_saturated_units():
+    x, y = make_blobs(200, n_classes=3, d=30)
+    norm = Normalizer("unit").fit(x)
+    model = mlp([30, 16, 16, 3], activation="sigmoid", weight_init={"name": "normal", "std": 3.0}, rng=0)
+    h = fit(model, SoftmaxCrossEntropy(), optim.SGD(0.1), x, y, epochs=2, batch_size=20, preprocess=norm,
+            diagnostics=True, progress=False)
+    assert len(h.diagnostics) == 2 and set(h.diagnostics[0]["layers"]) == {"0.weight", "2.weight", "4.weight"}
+    last = h.diagnostics[-1]
+    assert all(v["grad_norm"] > 0 and 0 < v["update_ratio"] < 1 for v in last["layers"].values())
+    assert last["units"]["1"]["measure"] == "saturated" and last["units"]["1"]["fraction"] > 0.5
+    # a ReLU layer whose units never fire: all dead
+    dead = mlp([30, 8, 3], rng=0)
+    dead.layers[0].params["bias"][...] = -1e3
+    h = fit(dead, SoftmaxCrossEntropy(), optim.SGD(0.01), x, y, epochs=1, batch_size=50, preprocess=norm,
+            diagnostics=True, progress=False)
+    assert h.diagnostics[0]["units"]["1"] == {"kind": "ReLU", "measure": "dead", "fraction": 1.0}
+    # diagnostics only look: the weights are those of a run without them
+    a, b = mlp([30, 8, 3], rng=1), mlp([30, 8, 3], rng=1)
+    for model, flag in ((a, True), (b, False)):
+        fit(model, SoftmaxCrossEntropy(), optim.Adam(0.01), x, y, epochs=2, batch_size=32, preprocess=norm,
+            diagnostics=flag, progress=False)
+    for (_, pa, _), (_, pb, _) in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(pa, pb)

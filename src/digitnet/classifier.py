@@ -231,7 +231,8 @@ def train_classifier(spec: RunSpec, data: PreparedData, *, checkpoint: str | Pat
                   batch_size=batch, preprocess=data.train_scale, validation_data=valid,
                   validation_preprocess=data.eval_scale, shuffle=t.shuffle, seed=t.seed, augment=augment,
                   early_stopping=t.early_stopping, monitor=t.monitor, checkpoint=checkpoint,
-                  resume=resume, progress=progress, log=log, on_epoch_end=callback)
+                  resume=resume, progress=progress, diagnostics=t.diagnostics, log=log,
+                  on_epoch_end=callback)
     built.model.eval()
     return clf, history
 

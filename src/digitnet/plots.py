@@ -479,3 +479,43 @@ def plot_risk_coverage(confidence: Sequence[float], correct: Sequence[bool], pat
         ax.grid(True)
         fig.suptitle(title)
         return _finish(fig, path)
+
+
+def plot_diagnostics(diagnostics: Sequence[Mapping[str, Any]], path: str | Path | None = None, *,
+                     title: str = "Training diagnostics, layer by layer") -> bytes:
+    """Per epoch (``diagnostics`` as ``History.diagnostics`` records them): each layer's
+    weight-gradient norm and update-to-weight ratio (log scales), and each activation layer's
+    share of dead (ReLU) or saturated (sigmoid, tanh) units. PNG of 1200 by 400 pixels."""
+    epochs = np.arange(1, len(diagnostics) + 1)
+    names = sorted({n for d in diagnostics for n in d.get("layers", {})}, key=lambda n: int(n.split(".")[0]))
+    units = sorted({k for d in diagnostics for k in d.get("units", {})}, key=int)
+    with _style():
+        fig = _figure(12, 4.0)
+        axes = fig.subplots(1, 3)
+        for i, name in enumerate(names):
+            color = DIGIT_COLORS[i % len(DIGIT_COLORS)]
+            for ax, key in zip(axes[:2], ("grad_norm", "update_ratio"), strict=True):
+                values = [d["layers"].get(name, {}).get(key, np.nan) for d in diagnostics]
+                ax.plot(epochs, values, marker="o", ms=3.5, lw=1.8, color=color,
+                        label=f"layer {name.split('.')[0]}")
+        for i, key in enumerate(units):
+            first = next(d["units"][key] for d in diagnostics if key in d.get("units", {}))
+            values = [100 * d["units"][key]["fraction"] if key in d.get("units", {}) else np.nan
+                      for d in diagnostics]
+            axes[2].plot(epochs, values, marker="o", ms=3.5, lw=1.8, label=f"layer {key} ({first['kind']}, "
+                         f"{first['measure']})", color=DIGIT_COLORS[i % len(DIGIT_COLORS)])
+        for ax, label in zip(axes, ("weight gradient norm", "update / weight norm", "units"), strict=True):
+            ax.set_xlabel("epoch")
+            ax.set_title(label)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True)
+            if ax.lines:
+                ax.legend(loc="best", fontsize=8)
+        for ax in axes[:2]:
+            if any(line.get_ydata().size and np.nanmax(line.get_ydata()) > 0 for line in ax.lines):
+                ax.set_yscale("log")
+        axes[2].set_ylim(-2, 102)
+        axes[2].yaxis.set_major_formatter(PercentFormatter(decimals=0))
+        axes[2].set_title("dead or saturated units")
+        fig.suptitle(title)
+        return _finish(fig, path)

@@ -334,6 +334,8 @@ class TrainingSpec(_Table):
                                          "monitored score, and keep the best weights", metavar="PATIENCE")
     monitor: str = setting("val_loss", one_of(("val_loss", "val_accuracy")),
                            "score that decides the best epoch (and early stopping)")
+    diagnostics: bool = setting(True, boolean, "record per-layer gradient norms, update ratios and dead or "
+                                "saturated units every epoch", flag=False)
 
 
 TABLES: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "training": TrainingSpec}

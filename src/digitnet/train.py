@@ -29,12 +29,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import io
+from .diagnostics import Diagnostics
 from .errors import DigitnetError
 from .nn.losses import Loss
 from .nn.model import Sequential
 from .nn.optim import Optimizer
 
 MONITORS = ("val_loss", "val_accuracy")
+PROBE_ROWS = 500  # training images the diagnostics look at, at the end of every epoch
 
 
 class TrainingDiverged(DigitnetError, FloatingPointError):
@@ -71,13 +73,14 @@ class History:
     stopped_early: bool = False
     best_epoch: int | None = None
     monitor: str = "val_loss"
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch, "loss": self.loss, "train_accuracy": self.train_accuracy,
             "val_loss": self.val_loss, "val_accuracy": self.val_accuracy, "lr": self.lr,
             "seconds": self.seconds, "stopped_early": self.stopped_early,
-            "best_epoch": self.best_epoch, "monitor": self.monitor,
+            "best_epoch": self.best_epoch, "monitor": self.monitor, "diagnostics": self.diagnostics,
         }
 
     @classmethod
@@ -225,6 +228,7 @@ def fit(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    diagnostics: bool = False,
     on_epoch_end: Callable[[int, History], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> History:
@@ -251,6 +255,8 @@ def fit(
             uninterrupted run.
         progress: a progress bar (default: when stderr is a terminal); without one, ``log``
             gets one line per epoch.
+        diagnostics: record per-layer gradient norms, update-to-weight ratios and dead or
+            saturated units every epoch (:mod:`digitnet.diagnostics`) in ``History.diagnostics``.
         on_epoch_end: called as ``on_epoch_end(epoch, history)``.
 
     Raises:
@@ -291,6 +297,11 @@ def fit(
     batches = _Batches(x, y, batch_size, preprocess, model.dtype, augment, augment_seed)
     params = model.parameters()
     steps = math.ceil(len(x) / batch_size)
+    probe = None
+    if diagnostics:
+        probe = x[:PROBE_ROWS]
+        probe = preprocess.transform(probe) if preprocess is not None else np.asarray(probe, model.dtype)
+    diag = Diagnostics(model, probe) if probe is not None else None
     model.train()
     with _stop_on_interrupt() as interrupted:
         for epoch in range(start_epoch, epochs):
@@ -305,6 +316,8 @@ def fit(
             bar = _progress(progress, steps, f"epoch {epoch + 1}/{epochs}")
             if bar is not None:
                 bar.update(position.step)
+            if diag is not None:
+                diag.begin_epoch(steps)
             t0 = time.perf_counter() - position.seconds
             for xb, yb in batches(order, position.step, epoch):
                 out = model.forward(xb)
@@ -312,7 +325,12 @@ def fit(
                 if yb.ndim == 1:
                     position.correct += int(np.count_nonzero(loss.predict_labels(out) == yb))
                 model.backward(loss.backward())
-                optimizer.step(params)
+                if diag is not None and diag.sampled(position.step):
+                    diag.before_step(params)
+                    optimizer.step(params)
+                    diag.after_step(params)
+                else:
+                    optimizer.step(params)
                 position.loss_sum += value * len(xb)
                 position.seen += len(xb)
                 position.step += 1
@@ -347,6 +365,8 @@ def fit(
             history.val_accuracy.append(val_acc)
             history.lr.append(optimizer.lr)
             history.seconds.append(seconds)
+            if diag is not None:
+                history.diagnostics.append(diag.end_epoch())
             best.update(epoch + 1, history, model)
             line = (f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.4f} acc {train_acc:.4f} "
                     f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({seconds:.2f}s)")

@@ -188,6 +188,14 @@ def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int 
             "`digitnet serve --min-confidence P` say \"not sure\" below the threshold.",
             lambda p: plots.plot_risk_coverage(a.confidence, a.predicted == a.y, p)),
     ]
+    if history.get("diagnostics"):
+        figures.append(ReportFigure(
+            "diagnostics.png", "Training diagnostics", "diagnostics",
+            "Per epoch, each layer's weight-gradient norm and update-to-weight ratio (averaged over "
+            "steps spread through the epoch; around 1e-3 is the usual healthy ratio), and the share of "
+            "units that are dead (ReLU: 0 for every probe image) or saturated (sigmoid, tanh: on a flat "
+            "end for at least half of them), measured on 500 training images.",
+            lambda p: plots.plot_diagnostics(history["diagnostics"], p)))
     if robustness is not None:
         figures.append(ReportFigure(
             "robustness.png", "Robustness to changed digits", "robustness",
