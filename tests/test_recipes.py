@@ -47,7 +47,8 @@ def layer_sizes(spec: RunSpec, n_classes: int = 10) -> list[int]:
 
 # --------------------------------------------------------------------------- the recipe files
 def test_builtin_recipes_are_all_there_and_keep_the_network_size() -> None:
-    assert recipe_names() == SEEDS
+    assert set(SEEDS) <= set(recipe_names())
+    assert [n for n in recipe_names() if load_recipe(n).is_seed] == SEEDS
     for name in SEEDS:
         r = load_recipe(name)
         assert r.name == name and r.is_seed and r.seed["metric"] in ("valid", "test")
@@ -86,6 +87,13 @@ def test_unknown_recipe_and_bad_file(tmp_path: Path) -> None:
     bad.write_text("name = \n")
     with pytest.raises(SpecError, match="TOML"):
         load_recipe(bad)
+
+
+def test_the_best_mlp_recipe_is_a_plain_mlp_with_augmentation() -> None:
+    spec = load_recipe("mlp-best").faithful
+    layers = build(spec, 784, 10, 60000).model.layers
+    assert {type(layer).__name__ for layer in layers} <= {"Linear", "ReLU", "Dropout"}
+    assert spec.data.valid_size == 0 and {"affine", "elastic"} <= set(spec.data.augment)
 
 
 def test_a_plain_recipe_trains_but_does_not_reproduce(tmp_path: Path) -> None:
