@@ -164,13 +164,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise SpecError(f"{name}: expected true or false, got {params[name]!r}")
         return spec
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        tags.non_deterministic = False  # a seed makes fitting bit-identical
-        return tags
-
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "classifier_")
 
