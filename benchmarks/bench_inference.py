@@ -31,10 +31,10 @@ LATENCY_TARGET_US = 100.0
 
 def _classifier() -> tuple[Any, np.ndarray]:
     """A default-recipe Classifier trained for one epoch, and the uint8 test images."""
-    from digitnet.classifier import MLPClassifier
+    from digitnet.estimator import MLPClassifier
 
     x, y, xt, _ = common.load_mnist_arrays()
-    est = MLPClassifier((256,), optimizer="adam", learning_rate=2e-3, epochs=1, random_state=0)
+    est = MLPClassifier((256,), optimizer="adam", lr=2e-3, epochs=1, seed=0)
     est.fit(x, y)
     return est.classifier_, xt
 

@@ -7,8 +7,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
-from digitnet.classifier import Classifier, MLPClassifier
+from digitnet.classifier import Classifier
+from digitnet.estimator import MLPClassifier
 from digitnet.io import ModelFileError, load_bundle, save_bundle
 from tests.conftest import make_blobs
 
@@ -34,11 +36,11 @@ def test_fit_predict_proba_score(fitted):
 
 def test_input_validation():
     clf = MLPClassifier(hidden=(4,), epochs=1)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         clf.predict(np.zeros((1, 784)))
     with pytest.raises(ValueError, match="at least 2 classes"):
         clf.fit(np.zeros((5, 10)), np.zeros(5))
-    with pytest.raises(ValueError, match="labels, got shape"):
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         clf.fit(np.zeros((5, 10)), np.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         clf.fit(np.full((4, 10), np.nan), np.array([0, 1, 0, 1]))
@@ -48,7 +50,9 @@ def test_prediction_input_errors(fitted):
     clf, _, _ = fitted
     with pytest.raises(ValueError, match="784 features"):
         clf.predict(np.zeros((2, 100)))
-    single = clf.predict(np.zeros(784, dtype=np.uint8))  # one flat image is accepted
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        clf.predict(np.zeros(784, dtype=np.uint8))  # scikit-learn's rule: X is 2-D
+    single = clf.classifier_.predict(np.zeros(784, dtype=np.uint8))  # a Classifier takes one flat image
     assert single.shape == (1,)
 
 
@@ -130,7 +134,7 @@ def test_failed_save_leaves_old_file_intact(fitted, tmp_path, monkeypatch):
 
 def test_chunked_scoring_matches_one_pass(fitted):
     clf, x, _ = fitted
-    model = clf._fitted()
+    model = clf.classifier_
     whole = model.decision_function(x, batch_size=len(x))
     # BLAS may sum in another order for another batch shape: equal to float32 rounding
     np.testing.assert_allclose(model.decision_function(x, batch_size=7), whole, rtol=1e-5, atol=1e-5)
@@ -139,7 +143,7 @@ def test_chunked_scoring_matches_one_pass(fitted):
 
 def test_predict_with_proba_is_predict_and_predict_proba(fitted):
     clf, x, _ = fitted
-    model = clf._fitted()
+    model = clf.classifier_
     labels, proba = model.predict_with_proba(x)
     np.testing.assert_array_equal(labels, model.predict(x))
     np.testing.assert_array_equal(proba, model.predict_proba(x))

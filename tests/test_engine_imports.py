@@ -51,3 +51,10 @@ def test_the_engine_needs_numpy_alone():
 
 def test_the_data_loaders_need_numpy_and_a_progress_bar_at_most():
     assert third_party_after("import digitnet.data, digitnet.train") <= {"digitnet", "numpy", "tqdm"}
+
+
+def test_the_classifier_runs_and_the_command_line_load_neither_scikit_learn_nor_onnx():
+    loaded = third_party_after("import digitnet.classifier, digitnet.runs, digitnet.experiment\n"
+                               "import digitnet.export\n"
+                               "from digitnet.cli import build_parser; build_parser()")
+    assert loaded.isdisjoint({"sklearn", "scipy", "joblib", "onnx", "onnxruntime"}), loaded

@@ -106,3 +106,22 @@ def test_each_command_is_a_module_and_cli_only_assembles_them():
     assert {p.stem for p in (PACKAGE / "commands").glob("*.py")} - {"__init__", "common"} == set(COMMANDS)
     assert GRAPH["digitnet.cli"] <= {"digitnet", "digitnet.commands", "digitnet.errors"} | \
         {f"digitnet.commands.{c}" for c in COMMANDS}
+
+
+def third_party_imports(module: str) -> set[str]:
+    """Top-level packages outside digitnet that ``module`` imports, anywhere in its body."""
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[module].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found - {"digitnet"}
+
+
+def test_scikit_learn_and_onnx_are_imported_by_their_own_modules_only():
+    by = {name: {m for m in MODULES if name in third_party_imports(m)}
+          for name in ("sklearn", "onnx", "onnxruntime")}
+    assert by["sklearn"] == {"digitnet.estimator"}
+    assert by["onnx"] == {"digitnet.export.onnx"}
+    assert by["onnxruntime"] == {"digitnet.export.onnx", "digitnet.commands.export"}

@@ -12,7 +12,7 @@ pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
 from digitnet import plots  # noqa: E402
-from digitnet.classifier import MLPClassifier  # noqa: E402
+from digitnet.estimator import MLPClassifier  # noqa: E402
 from digitnet.metrics import classification_report  # noqa: E402
 from tests.conftest import make_blobs  # noqa: E402
 

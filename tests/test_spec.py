@@ -10,10 +10,10 @@ import json
 import numpy as np
 import pytest
 
-from digitnet.classifier import MLPClassifier
 from digitnet.cli import build_parser
 from digitnet.commands.common import spec_flags
 from digitnet.errors import SpecError
+from digitnet.estimator import ESTIMATOR_ONLY, NOT_PARAMETERS, MLPClassifier
 from digitnet.nn import Adam, Linear, Momentum
 from digitnet.spec import DataSpec, ModelSpec, RunSpec, TrainingSpec, build, load_spec, spec_fields
 from tests.conftest import make_blobs
@@ -35,9 +35,13 @@ def test_one_vocabulary_for_flags_config_model_file_and_estimator(tmp_path):
     stored = spec.to_dict()
     assert {k for table in stored.values() for k in table} <= names
     assert RunSpec.from_dict(json.loads(json.dumps(stored))) == spec
-    # the estimator's parameters are spec names too (plus verbose), with the spec's defaults
+    # the estimator's parameters are the spec's names (plus warm_start and verbose), with the
+    # spec's defaults; the settings it leaves out are those the arrays given to fit settle
     params = [p for p in inspect.signature(MLPClassifier.__init__).parameters if p != "self"]
-    assert set(params) - {"verbose"} <= names
+    assert set(ESTIMATOR_ONLY) == {"warm_start", "verbose"} and set(ESTIMATOR_ONLY).isdisjoint(names)
+    assert set(params) - set(ESTIMATOR_ONLY) == names - set(NOT_PARAMETERS)
+    data_settings = {f.name for f in dataclasses.fields(DataSpec)}
+    assert set(NOT_PARAMETERS) == data_settings - {"valid_size", "normalization", "augment"}
     defaults = RunSpec().flat()
     for p in inspect.signature(MLPClassifier.__init__).parameters.values():
         if p.name in defaults and p.name != "valid_size":

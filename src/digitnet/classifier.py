@@ -1,5 +1,4 @@
-"""Trained digit classifiers, the one way a spec becomes one, and a scikit-learn style
-estimator.
+"""Trained digit classifiers and the one way a spec becomes one.
 
 :class:`Classifier` is what a training run produces and a model file holds: the network,
 the loss that defines how outputs become probabilities, the input normalisation, the class
@@ -7,15 +6,14 @@ labels, and the run spec that made it. Inputs are raw pixels (``uint8`` 0-255 or
 that scale), rows of 784.
 
 :func:`train_classifier` trains the network a :class:`~digitnet.spec.RunSpec` describes on
-prepared data; ``digitnet train``, ``digitnet reproduce`` and :class:`MLPClassifier` all
-go through it. :class:`MLPClassifier`'s parameters are the spec's own names.
+prepared data; ``digitnet train``, ``digitnet reproduce`` and the scikit-learn estimator
+(:class:`digitnet.estimator.MLPClassifier`, whose parameters are the spec's own names) all go
+through it. This module never imports scikit-learn.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, io
+from . import __version__, io, notebook
 from .data.augment import Augmenter
-from .data.datasets import train_valid_split
 from .data.scaling import Normalizer
 from .errors import SpecError
-from .nn import LAYERS, LOSSES, UnknownComponentError
+from .nn import LAYERS, LOSSES
 from .nn import losses as nn_losses
 from .nn.model import Sequential
+from .nn.optim import Optimizer
 from .prepare import PreparedData
-from .spec import DataSpec, ModelSpec, RunSpec, TrainingSpec, build
+from .spec import RunSpec, build
 from .train import History, fit
 
 MODEL_DTYPES = ("float32", "float64")
@@ -125,6 +123,37 @@ class Classifier:
         outs = self.model.activations(self._inputs(x))
         return [outs[i] for i, layer in enumerate(self.model.layers[:-1]) if layer.activation]
 
+    # -- description ----------------------------------------------------------------------
+    def facts(self) -> list[tuple[str, str]]:
+        """``(what, value)`` pairs that describe the classifier beyond its layers."""
+        norm = self.normalizer
+        scaling = norm.method + (" per pixel" if norm.per_pixel and norm.method == "zscore" else "")
+        out = [("classes", _classes_text(self.classes)),
+               ("inputs", f"{self.n_features} raw pixels (0-255), scaled by {scaling!r}"),
+               ("loss", repr(self.loss))]
+        spec = self.metadata.get("spec")
+        if isinstance(spec, dict) and isinstance(spec.get("training"), dict):
+            t = spec["training"]
+            keys = ("optimizer", "lr", "schedule", "batch_size", "epochs", "seed")
+            out.append(("trained with", ", ".join(f"{k} {t[k]}" for k in keys if k in t)))
+        metrics = self.metadata.get("metrics")
+        if isinstance(metrics, dict) and isinstance(metrics.get("test_accuracy"), (int, float)):
+            out.append(("test accuracy", f"{metrics['test_accuracy']:.4f}"))
+        return out
+
+    def summary(self) -> str:
+        """What ``digitnet summary`` prints: the facts, then the layer table."""
+        width = max(len(k) for k, _ in self.facts())
+        return "\n".join([*(f"{k:<{width}}  {v}" for k, v in self.facts()), "", self.model.summary()])
+
+    def __repr__(self) -> str:
+        return (f"Classifier({_describe(self.model)}; {self.model.num_parameters:,} parameters, "
+                f"{self.model.dtype}; {self.loss.name}; normalization {self.normalizer.method!r}; "
+                f"classes {_classes_text(self.classes)})")
+
+    def _repr_html_(self) -> str:
+        return notebook.section("digitnet Classifier", notebook.table(self.facts()), self.model._repr_html_())
+
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model file (atomically): weights in .npz, everything else as JSON,
@@ -171,6 +200,12 @@ class Classifier:
         return cls(model, loss, normalizer, classes, extra)
 
 
+def _classes_text(classes: list[int]) -> str:
+    if len(classes) > 2 and list(classes) == list(range(classes[0], classes[0] + len(classes))):
+        return f"{classes[0]}-{classes[-1]}"
+    return ", ".join(map(str, classes))
+
+
 def _classes(values: Any) -> list[int]:
     if not isinstance(values, list) or not all(type(c) is int for c in values):
         raise ValueError(f"classes must be a list of integers, got {values!r}")
@@ -209,194 +244,63 @@ def _import_components(components: Any) -> None:
 
 
 # --------------------------------------------------------------------------- training
-def train_classifier(spec: RunSpec, data: PreparedData, *, checkpoint: str | Path | None = None,
+def train_classifier(spec: RunSpec, data: PreparedData, *, start: Classifier | None = None,
+                     optimizer: Optimizer | None = None, checkpoint: str | Path | None = None,
                      resume: bool = False, progress: bool | None = None,
                      log: Callable[[str], None] | None = None,
                      on_epoch_end: Callable[[int, History, Classifier], None] | None = None
                      ) -> tuple[Classifier, History]:
     """Build what ``spec`` describes for ``data`` and train it; the one training path of
-    ``digitnet train``, ``digitnet reproduce`` and :class:`MLPClassifier`."""
+    ``digitnet train``, ``digitnet reproduce`` and the scikit-learn estimator.
+
+    ``start`` continues training that classifier's network (and keeps its normaliser and
+    classes) instead of a new one: the estimator's ``warm_start`` and ``partial_fit``. The
+    spec must describe the same network. ``optimizer`` continues with that optimiser and its
+    state (default: a new one, as the spec says)."""
     t = spec.training
     built = build(spec, data.n_features, len(data.classes), len(data.x_train))
     batch = t.batch_size or None
-    if getattr(built.optimizer, "equal_batches", False) and batch and len(data.x_train) % batch:
+    opt = built.optimizer if optimizer is None else optimizer
+    if getattr(opt, "equal_batches", False) and batch and len(data.x_train) % batch:
         raise SpecError(f"training.batch_size: the {t.optimizer} optimizer needs batches of equal size; "
                         f"{batch} does not divide {len(data.x_train)} training images")
     augment = Augmenter.from_config(spec.data.augment) if spec.data.augment else None
-    clf = Classifier(built.model, built.loss, data.normalizer, list(data.classes),
-                     {"spec": spec.to_dict()})
+    if start is None:
+        clf = Classifier(built.model, built.loss, data.normalizer, list(data.classes),
+                         {"spec": spec.to_dict()})
+    else:
+        if _shape_of(start.model) != _shape_of(built.model):
+            raise SpecError("model: the settings describe another network than the one being continued "
+                            f"({_describe(built.model)} instead of {_describe(start.model)})")
+        if list(start.classes) != list(data.classes):
+            raise ValueError(f"the network being continued knows the classes {list(start.classes)}, "
+                             f"not {list(data.classes)}")
+        clf = Classifier(start.model, built.loss, start.normalizer, list(start.classes),
+                         {**start.metadata, "spec": spec.to_dict()})
+    model = clf.model
     callback = None if on_epoch_end is None else (lambda epoch, h: on_epoch_end(epoch, h, clf))
     valid = (data.x_valid, data.y_valid) if len(data.x_valid) else None
-    history = fit(built.model, built.loss, built.optimizer, data.x_train, data.y_train, epochs=t.epochs,
+    history = fit(model, clf.loss, opt, data.x_train, data.y_train, epochs=t.epochs,
                   batch_size=batch, preprocess=data.train_scale, validation_data=valid,
                   validation_preprocess=data.eval_scale, shuffle=t.shuffle, seed=t.seed, augment=augment,
                   early_stopping=t.early_stopping, monitor=t.monitor, checkpoint=checkpoint,
                   resume=resume, progress=progress, diagnostics=t.diagnostics, log=log,
                   on_epoch_end=callback)
-    built.model.eval()
+    model.eval()
     return clf, history
+
+
+def _shape_of(model: Sequential) -> list[dict[str, Any]]:
+    """A network's layers without their initialisers (which a continued network no longer uses)."""
+    return [{k: v for k, v in c.items() if k not in ("weight_init", "bias_init")}
+            for c in model.config()["layers"]]
+
+
+def _describe(model: Sequential) -> str:
+    return ", ".join(layer.brief() for layer in model.layers)
 
 
 def evaluate_split(clf: Classifier, x: np.ndarray, y: np.ndarray, scale: Normalizer | None) -> np.ndarray:
     """Predicted class indices for a prepared split (``scale`` None: already scaled)."""
     outputs = clf.model.predict(x if scale is None else scale.transform(x))
     return clf.loss.predict_labels(outputs)
-
-
-# --------------------------------------------------------------------------- the estimator
-class MLPClassifier:
-    """A multilayer perceptron classifier with a scikit-learn interface.
-
-    >>> clf = MLPClassifier(hidden=(256,), epochs=10, seed=0)
-    >>> clf.fit(x_train, y_train).score(x_test, y_test)
-
-    Parameters are the run spec's settings, by the same names as ``digitnet train``'s
-    options and ``config.json`` (see :mod:`digitnet.spec`); ``valid_size`` (default none)
-    holds out that many training samples (or that fraction) to validate on each epoch, and
-    ``verbose`` shows a progress bar. After ``fit``: ``classifier_`` (the
-    :class:`Classifier`), ``history_``, ``classes_``.
-    """
-
-    def __init__(
-        self,
-        hidden: tuple[int, ...] = (256,),
-        *,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        bias: bool = True,
-        weight_init: str | dict | None = None,
-        bias_init: str | dict = "zeros",
-        output_activation: str | None = None,
-        layers: tuple[dict[str, Any], ...] | None = None,
-        dtype: str = "float32",
-        loss: str = "cross_entropy",
-        reduction: str | None = None,
-        optimizer: str = "adam",
-        lr: float = 0.002,
-        momentum: float | None = None,
-        nesterov: bool | None = None,
-        weight_decay: float | None = None,
-        betas: tuple[float, float] | None = None,
-        eps: float | None = None,
-        schedule: str = "cosine",
-        warmup: int | None = None,
-        gamma: float | None = None,
-        step_size: int | None = None,
-        min_factor: float | None = None,
-        batch_size: int = 128,
-        epochs: int = 10,
-        shuffle: bool = True,
-        seed: int = 0,
-        early_stopping: int | None = None,
-        monitor: str = "val_loss",
-        normalization: str = "unit",
-        valid_size: int | float | None = None,
-        verbose: bool = False,
-    ) -> None:
-        self.hidden = hidden
-        self.activation = activation
-        self.dropout = dropout
-        self.bias = bias
-        self.weight_init = weight_init
-        self.bias_init = bias_init
-        self.output_activation = output_activation
-        self.layers = layers
-        self.dtype = dtype
-        self.loss = loss
-        self.reduction = reduction
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.weight_decay = weight_decay
-        self.betas = betas
-        self.eps = eps
-        self.schedule = schedule
-        self.warmup = warmup
-        self.gamma = gamma
-        self.step_size = step_size
-        self.min_factor = min_factor
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.shuffle = shuffle
-        self.seed = seed
-        self.early_stopping = early_stopping
-        self.monitor = monitor
-        self.normalization = normalization
-        self.valid_size = valid_size
-        self.verbose = verbose
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's parameters, by name."""
-        return {name: getattr(self, name) for name in _estimator_params()}
-
-    def set_params(self, **params: Any) -> MLPClassifier:
-        for name, value in params.items():
-            if name not in _estimator_params():
-                raise ValueError(f"MLPClassifier has no parameter {name!r}")
-            setattr(self, name, value)
-        return self
-
-    def to_spec(self) -> RunSpec:
-        """The run spec these parameters describe (validated: a bad value is a SpecError)."""
-        params = self.get_params()
-        tables = {}
-        for name, cls in (("data", DataSpec), ("model", ModelSpec), ("training", TrainingSpec)):
-            own = {f.name for f in dataclasses.fields(cls)}
-            tables[name] = {k: v for k, v in params.items() if k in own and v is not None}
-        tables["data"]["split"] = "file"  # the estimator splits for itself (valid_size below)
-        tables["data"].pop("valid_size", None)
-        return RunSpec.from_dict(tables, "MLPClassifier")
-
-    def fit(self, x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
-            checkpoint: str | Path | None = None, resume: bool = False) -> MLPClassifier:
-        spec = self.to_spec()
-        if spec.data.normalization not in Normalizer.METHODS:
-            raise SpecError(f"normalization {spec.data.normalization!r} scales a whole set at once; "
-                            f"the estimator takes {', '.join(Normalizer.METHODS)}")
-        x = check_inputs(x)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(f"y must be ({len(x)},) labels, got shape {y.shape}")
-        classes = np.unique(y)
-        if len(classes) < 2:
-            raise ValueError(f"need at least 2 classes to train a classifier, got {classes.tolist()}")
-        y_idx = np.searchsorted(classes, y)
-        x_valid, y_valid = x[:0], y_idx[:0]
-        if validation_data is not None:
-            x_valid = check_inputs(validation_data[0], x.shape[1])
-            y_valid = np.searchsorted(classes, np.asarray(validation_data[1]))
-        elif self.valid_size:
-            x, y_idx, x_valid, y_valid = train_valid_split(x, y_idx, self.valid_size, stratify=True,
-                                                           seed=self.seed)
-        normalizer = Normalizer(spec.data.normalization).fit(x)
-        data = PreparedData(x, y_idx, x_valid, y_valid, x[:0], y_idx[:0], classes.tolist(),
-                            normalizer, normalizer, normalizer)
-        try:
-            self.classifier_, self.history_ = train_classifier(spec, data, checkpoint=checkpoint,
-                                                               resume=resume, progress=self.verbose)
-        except UnknownComponentError as exc:
-            raise SpecError(str(exc)) from None
-        self.classes_ = classes
-        return self
-
-    def _fitted(self) -> Classifier:
-        if not hasattr(self, "classifier_"):
-            raise RuntimeError("this MLPClassifier is not fitted yet: call fit(x, y) first")
-        return self.classifier_
-
-    def predict(self, x: Any) -> np.ndarray:
-        return self._fitted().predict(x)
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        return self._fitted().predict_proba(x)
-
-    def score(self, x: Any, y: Any) -> float:
-        return self._fitted().score(x, y)
-
-    def save(self, path: str | Path) -> Path:
-        return self._fitted().save(path)
-
-
-def _estimator_params() -> list[str]:
-    return [p for p in inspect.signature(MLPClassifier.__init__).parameters if p != "self"]

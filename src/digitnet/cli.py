@@ -8,6 +8,8 @@
     digitnet serve MODEL              the drawing page and JSON API
     digitnet report RUN_DIR           figures and report.html
     digitnet compare RUN_DIR...       several runs side by side
+    digitnet summary MODEL            its layers, output shapes and parameter counts
+    digitnet export MODEL --onnx F    the model as ONNX, raw pixels to labels and probabilities
 
 Anything a user can cause (a :class:`~digitnet.errors.DigitnetError`, or an ``OSError`` such
 as a full disk) prints one line and exits 1; a closed pipe exits quietly; Ctrl-C exits 130

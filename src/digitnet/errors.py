@@ -27,3 +27,8 @@ class FileWriteError(DigitnetError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class ExportError(DigitnetError, ValueError):
+    """A model cannot be exported (a layer or loss the format has no translation for, or a
+    missing optional package); the message names what and why."""

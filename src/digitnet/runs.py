@@ -23,10 +23,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import notebook
 from .atomic import write_bytes, write_error
 from .classifier import Classifier
 from .errors import DigitnetError
 from .spec import RunSpec
+from .train import History
 
 PARTIAL_SUFFIX = ".partial"
 MARKER = "INCOMPLETE"
@@ -243,6 +245,41 @@ class Run:
     def spec(self) -> RunSpec:
         """The run's spec, parsed from ``config.json``."""
         return RunSpec.from_dict(self.config, str(self.path / "config.json"))
+
+    @property
+    def history(self) -> History | None:
+        """The per-epoch record from ``metrics.json`` (None if it has keys a History lacks)."""
+        try:
+            return History.from_dict(dict(self.metrics["history"]))
+        except (TypeError, KeyError):
+            return None
+
+    def facts(self) -> list[tuple[str, str]]:
+        """``(what, value)`` pairs: where the run is and how it ended."""
+        m = self.metrics
+        out = [("run", str(self.path)), ("epochs", str(m["epochs"]))]
+        if m.get("test_accuracy") is not None:
+            out.append(("test accuracy", f"{m['test_accuracy']:.4f}"))
+        if _is_number(m.get("train_seconds")):
+            out.append(("training seconds", f"{m['train_seconds']:.1f}"))
+        return out
+
+    def settings(self) -> list[tuple[str, Any]]:
+        """The run spec's settings as ``("table.name", value)`` rows, from ``config.json``."""
+        return [(f"{table}.{key}", value) for table, values in self.config.items()
+                if isinstance(values, Mapping) for key, value in values.items()]
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, {', '.join(f'{k} {v}' for k, v in self.facts()[1:])})"
+
+    def _repr_html_(self) -> str:
+        parts = [notebook.table(self.facts()), notebook.table(self.settings(), ("setting", "value"))]
+        history = self.history
+        if history is not None:
+            parts.append(history._repr_html_())
+        if self.classifier is not None:
+            parts.append(self.classifier._repr_html_())
+        return notebook.section(f"digitnet run {self.name}", *parts)
 
 
 def load_run(run_dir: str | Path, *, model: bool = True) -> Run:

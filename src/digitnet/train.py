@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import io
+from . import io, notebook
 from .diagnostics import Diagnostics
 from .errors import DigitnetError
 from .nn.losses import Loss
@@ -90,6 +90,36 @@ class History:
     @property
     def train_seconds(self) -> float:
         return float(sum(self.seconds))
+
+    def __repr__(self) -> str:
+        if not self.loss:
+            return "History(no epochs)"
+        parts = [f"{len(self.loss)} epochs", f"loss {self.loss[-1]:.4f}"]
+        for key in ("val_accuracy", "train_accuracy"):
+            values = getattr(self, key)
+            if values and math.isfinite(values[-1]):
+                parts.append(f"{key} {values[-1]:.4f}")
+                break
+        if self.best_epoch is not None:
+            parts.append(f"best epoch {self.best_epoch} by {self.monitor}")
+        if self.stopped_early:
+            parts.append("stopped early")
+        return f"History({', '.join(parts)}, {self.train_seconds:.1f}s)"
+
+    def _repr_html_(self) -> str:
+        """Loss and accuracy per epoch as an inline figure (matplotlib, when installed), or as
+        a table of the epochs."""
+        if not self.loss:
+            return notebook.section(repr(self))
+        try:
+            from .plots import plot_history
+        except ImportError:  # the plots extra is optional: the numbers instead
+            keys = ("loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+            columns = [getattr(self, k) for k in keys]
+            rows = [[i + 1, *(c[i] if i < len(c) else float("nan") for c in columns)]
+                    for i in range(len(self.loss))]
+            return notebook.section(repr(self), notebook.table(rows, ("epoch", *keys)))
+        return notebook.section(repr(self), notebook.png(plot_history(self.to_dict()), "training history"))
 
 
 def evaluate(model: Sequential, loss: Loss, x: np.ndarray, y: np.ndarray,

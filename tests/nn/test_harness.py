@@ -39,6 +39,7 @@ def test_layer_contract(name):
     x = np.random.default_rng(1).standard_normal((5, width))
     y = layer.forward(x)
     assert y.shape[0] == 5 and y.dtype == np.float64
+    assert layer.output_shape(x.shape[1:]) == y.shape[1:]  # what summaries show, without a forward pass
     g = np.random.default_rng(2).standard_normal(y.shape)
     dx = layer.backward(g)
     assert dx.shape == x.shape

@@ -71,7 +71,7 @@ def shapes_dataset(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 def shapes_classifier(seed: int = 0):
     """A small network trained on :func:`shapes_dataset`: reads drawn 0, 1 and 7."""
-    from digitnet.classifier import MLPClassifier
+    from digitnet.estimator import MLPClassifier
 
     x, y = shapes_dataset(seed=seed)
     est = MLPClassifier(hidden=(32,), epochs=15, batch_size=16, lr=3e-3, seed=seed)
@@ -82,8 +82,8 @@ def shapes_classifier(seed: int = 0):
 def mnist_classifier(data_dir: str | Path, epochs: int = 2, seed: int = 0):
     """A 784-128-10 network trained for a couple of seconds on the real MNIST (once per
     test session; callers only read it)."""
-    from digitnet.classifier import MLPClassifier
     from digitnet.data import load_mnist
+    from digitnet.estimator import MLPClassifier
 
     ds = load_mnist(data_dir)
     est = MLPClassifier(hidden=(128,), epochs=epochs, lr=2e-3, seed=seed)

@@ -212,7 +212,7 @@ def test_default_limits_are_two_megabytes_and_four_megapixels(clf):
 
 
 def test_app_refuses_a_model_that_is_not_28x28(tmp_path):
-    from digitnet.classifier import MLPClassifier
+    from digitnet.estimator import MLPClassifier
     from tests.conftest import make_blobs
 
     x, y = make_blobs(n=60, d=100)

@@ -129,6 +129,14 @@ class Normalizer:
             self._cache[dtype] = params
         return params
 
+    def affine(self, dtype: Any = np.float32) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(shift, scale)`` in ``dtype`` (either None where the method has none): what
+        :meth:`transform` computes is ``(x - shift) * scale``, with these very constants
+        (an exporter writes them into its graph)."""
+        if not self.fitted:
+            raise RuntimeError(f"Normalizer({self.method!r}) is not fitted: call fit() first")
+        return self._params(np.dtype(dtype))
+
     def transform(
         self, x: np.ndarray, out: np.ndarray | None = None, dtype: Any = np.float32
     ) -> np.ndarray:

@@ -53,6 +53,23 @@ class Layer(Workspace):
     def train(self, mode: bool = True) -> None:
         self.training = mode
 
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one sample's output for one sample's input shape (no batch axis):
+        elementwise layers keep it; a layer that changes it says how."""
+        return tuple(input_shape)
+
+    def brief(self) -> str:
+        """A short description for summaries: ``Linear(784 -> 256)``, ``Dropout(p=0.2)``
+        (initialisers left out: they matter only before training)."""
+        config = {k: v for k, v in self.config().items() if k not in ("type", "weight_init", "bias_init")}
+        parts = []
+        if "in_features" in config and "out_features" in config:
+            parts.append(f"{config.pop('in_features')} -> {config.pop('out_features')}")
+        if config.get("bias") is True:
+            config.pop("bias")
+        parts += [f"{k}={v!r}" for k, v in config.items()]
+        return f"{self.name}({', '.join(parts)})" if parts else self.name
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
         return f"{type(self).__name__}({args})"
@@ -118,6 +135,12 @@ class Linear(Layer):
         if not need_input_grad:
             return None
         return np.matmul(g, w.T, out=self.reuse("dx", x.shape, self.dtype))  # dx = g @ W.T
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"{self.brief()} takes samples of shape ({self.in_features},), "
+                             f"got {tuple(input_shape)}")
+        return (self.out_features,)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "in_features": self.in_features, "out_features": self.out_features,

@@ -11,6 +11,7 @@ Training a ``Sequential`` by hand is four lines::
 from __future__ import annotations
 
 import contextlib
+import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -163,19 +164,27 @@ class Sequential:
         """Copies of all parameters, by name."""
         return {name: p.copy() for name, p, _ in self.parameters()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy parameters in by name, checking that names and shapes match exactly."""
+    def load_state_dict(self, state: dict[str, np.ndarray], *, copy: bool = True) -> None:
+        """Copy parameters in by name, checking that names and shapes match exactly.
+
+        With ``copy=False`` an array of the parameter's shape and dtype becomes the parameter
+        itself (a read-only memory map stays one: evaluation never writes parameters, but an
+        optimiser step needs writable ones)."""
         own = {name: p for name, p, _ in self.parameters()}
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or extra:
             raise ValueError(f"parameter names do not match: missing {missing}, unexpected {extra}")
         for name, p in own.items():
-            value = np.asarray(state[name])
+            value = np.asarray(state[name]) if not isinstance(state[name], np.ndarray) else state[name]
             if value.shape != p.shape:
                 raise ValueError(f"parameter {name}: expected shape {p.shape}, got {value.shape}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"parameter {name} holds NaN or inf")
-            p[...] = value
+            if copy or value.dtype != p.dtype:
+                p[...] = value
+            else:
+                index, key = name.split(".", 1)
+                self.layers[int(index)].params[key] = value
 
     # -- modes ----------------------------------------------------------------------------
     @property
@@ -234,13 +243,54 @@ class Sequential:
         return {str(i): layer.rng for i, layer in enumerate(self.layers)
                 if isinstance(getattr(layer, "rng", None), np.random.Generator)}
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input sample (no batch axis): ``(784,)`` for an MLP on MNIST."""
+        return (self.input_size,)
+
+    def layer_table(self) -> list[tuple[str, str, int]]:
+        """``(layer, output shape, parameters)`` for every layer, as :meth:`summary` shows
+        them; the shapes come from each layer's ``output_shape`` (no forward pass), with the
+        batch axis written ``n``."""
+        rows = []
+        try:
+            shape: tuple[int, ...] | None = self.input_shape
+        except ValueError:
+            shape = None
+        for layer in self.layers:
+            try:
+                shape = None if shape is None else layer.output_shape(shape)
+            except ValueError:
+                shape = None
+            shown = "?" if shape is None else "(" + ", ".join(["n", *map(str, shape)]) + ")"
+            rows.append((layer.brief(), shown, sum(p.size for p in layer.params.values())))
+        return rows
+
     def summary(self) -> str:
-        lines = [f"{'#':>3}  {'layer':<40} {'params':>10}"]
-        for i, layer in enumerate(self.layers):
-            n = sum(p.size for p in layer.params.values())
-            lines.append(f"{i:>3}  {layer!r:<40} {n:>10,}")
-        lines.append(f"     {'total':<40} {self.num_parameters:>10,}")
+        """The layers as a table (like Keras' ``summary()``): each layer, its output shape and
+        its parameter count, then the total."""
+        rows = self.layer_table()
+        width = max([len("layer"), *(len(r[0]) for r in rows)])
+        shape_width = max([len("output shape"), *(len(r[1]) for r in rows)])
+        lines = [f"{'#':>3}  {'layer':<{width}}  {'output shape':<{shape_width}}  {'params':>10}"]
+        for i, (brief, shape, n) in enumerate(rows):
+            lines.append(f"{i:>3}  {brief:<{width}}  {shape:<{shape_width}}  {n:>10,}")
+        lines.append(f"     {'total':<{width}}  {'':<{shape_width}}  {self.num_parameters:>10,}")
+        size = self.num_parameters * self.dtype.itemsize / 1e6
+        lines.append(f"     {self.dtype}, {size:.2f} MB of weights")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The :meth:`summary` table as HTML, for notebooks (plain strings: no imports)."""
+        cells = "".join(
+            f"<tr><td>{i}</td><td><code>{html.escape(brief)}</code></td><td>{html.escape(shape)}</td>"
+            f"<td style='text-align:right'>{n:,}</td></tr>"
+            for i, (brief, shape, n) in enumerate(self.layer_table()))
+        size = self.num_parameters * self.dtype.itemsize / 1e6
+        return ("<table class='digitnet-summary'><thead><tr><th>#</th><th>layer</th><th>output shape</th>"
+                f"<th>params</th></tr></thead><tbody>{cells}</tbody><tfoot><tr><td></td><td>total</td>"
+                f"<td>{self.dtype}, {size:.2f} MB</td><td style='text-align:right'>{self.num_parameters:,}"
+                "</td></tr></tfoot></table>")
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
