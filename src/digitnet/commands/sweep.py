@@ -49,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if (args.spec is None) == (args.resume is None):
         raise CommandError("give a sweep file SPEC, or --resume DIR to continue a sweep, not both"
                            if args.spec else "give a sweep file SPEC (or --resume DIR)")
-    if args.resume is not None and (args.out or args.overwrite):
-        raise CommandError("--resume continues a sweep in its own directory; drop --out and --overwrite")
+    if args.resume is not None and (args.out or args.overwrite or args.parallel):
+        given = [flag for flag, value in (("--out", args.out), ("--overwrite", args.overwrite),
+                                          ("--parallel", args.parallel)) if value]
+        raise CommandError(f"--resume continues a sweep with its own settings and directory; drop "
+                           f"{', '.join(given)}")
     if args.resume is not None:
         from ..sweep import SWEEP_FILE
 

@@ -78,7 +78,8 @@ def trials_table_html(data: Mapping[str, Any]) -> str:
     head = ["trial", *names, data["metric"], "epochs", "seconds", "status", "error"]
     rows = []
     for t in data["trials"]:
-        cells = [t["trial"], *(t["params"].get(n) for n in names), _cell(t["score"]), t["epochs"],
+        params = [f"{v:.4g}" if isinstance(v, float) else v for v in (t["params"].get(n) for n in names)]
+        cells = [t["trial"], *params, _cell(t["score"]), t["epochs"],
                  _cell(t["seconds"], 1), t["status"], t["error"] or ""]
         rows.append("<tr>" + "".join(f"<td>{html.escape(_cell(c) if not isinstance(c, str) else c)}</td>"
                                      for c in cells) + "</tr>")
