@@ -69,7 +69,7 @@ SWEEP_KEYS = ("search", "trials", "metric", "parallel", "cpus_per_trial", "seed"
 ASHA_OPTIONS = ("grace_period", "reduction_factor")
 DEFAULT_TRIALS = 10
 #: How many combinations of the parameters' extreme values are checked before Ray starts.
-MAX_CHECKED = 256
+MAX_CHECKED = 64
 
 SWEEP_FILE, BEST_CONFIG, PAGE, TRIALS_DIR, RAY_DIR = "sweep.json", "best_config.json", "sweep.html", \
     "trials", "ray"
