@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--resume continues a sweep with its own settings and directory; drop "
                            f"{', '.join(given)}")
     if args.resume is not None:
-        from ..sweep import SWEEP_FILE
+        from ..sweep import SWEEP_FILE, read_state
 
+        read_state(Path(args.resume))  # a clear error if DIR holds no sweep
         sweep = load_sweep(Path(args.resume) / SWEEP_FILE)
     else:
         sweep = load_sweep(args.spec)
