@@ -341,6 +341,9 @@ class TrainingSpec(_Table):
 TABLES: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "training": TrainingSpec}
 #: Top-level keys a recipe may carry besides the three tables (ignored by training).
 RECIPE_KEYS = ("name", "title", "notes", "seed", "improved")
+#: Top-level tables other files add to a run spec, also ignored by training: a sweep file's
+#: ``[sweep]`` (what to vary and how to search; read by :mod:`digitnet.sweep`).
+OTHER_KEYS = ("sweep",)
 
 
 def spec_fields() -> dict[str, tuple[str, dataclasses.Field]]:
@@ -376,9 +379,10 @@ class RunSpec:
         if not isinstance(d, Mapping):
             raise SpecError(f"{origin}: expected a table of [data], [model], [training], "
                             f"got {type(d).__name__}")
+        extra = (*RECIPE_KEYS, *OTHER_KEYS)
         for key in d:
-            if key not in TABLES and key not in RECIPE_KEYS:
-                raise SpecError(f"{origin}: unknown table {key!r}{_nearest(key, [*TABLES, *RECIPE_KEYS])}; "
+            if key not in TABLES and key not in extra:
+                raise SpecError(f"{origin}: unknown table {key!r}{_nearest(key, [*TABLES, *extra])}; "
                                 "a run spec has [data], [model] and [training]")
         tables = {}
         for name, table_cls in TABLES.items():
