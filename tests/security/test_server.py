@@ -113,3 +113,42 @@ def test_listening_on_every_interface_says_so(model: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert "warning" in line and "reachable by other machines" in line, line
+
+
+def test_running_short_of_file_descriptors_is_not_a_flood_of_tracebacks(model: Path, tmp_path: Path) -> None:
+    import re
+    import resource
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))  # the cap becomes 256 - 128 - 64 = 64
+
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "digitnet.cli", "serve", str(model), "--port", "0",
+                                 "--header-timeout", str(TIMEOUT)], stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=few_descriptors)
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            found = re.search(r"at (http://127\.0\.0\.1:\d+)/", log.read_text())
+            if found:
+                break
+            time.sleep(0.1)
+        assert found, log.read_text()
+        url = found.group(1)
+        time.sleep(0.5)
+        for _ in range(300):  # more than the process may open
+            try:
+                socks.append(_connect(url))
+            except OSError:
+                break
+        time.sleep(TIMEOUT + 1.5)  # the held ones are shed at the header deadline
+        assert httpx.get(url + "/api/model", timeout=5).status_code == 200
+    finally:
+        for sock in socks:
+            sock.close()
+        proc.kill()
+        proc.wait()
+    text = log.read_text()
+    assert "serving at most 64 connections" in text
+    assert "Traceback" not in text and len(text) < 200_000

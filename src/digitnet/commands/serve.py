@@ -20,6 +20,7 @@ from .common import CommandError, add_model_argument, load_model
 
 NAME = "serve"
 SPARE_DESCRIPTORS = 64  # files the server needs besides its connections
+BACKLOG = 128  # connections waiting to be accepted; also how many asyncio accepts at once
 
 
 def port_number(text: str) -> int:
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                                 body_timeout=args.body_timeout)
     config = uvicorn.Config(app, http=protocol, log_level=args.log_level,
                             access_log=args.log_level in ("info", "debug"),
-                            timeout_keep_alive=args.keep_alive_timeout)
+                            timeout_keep_alive=args.keep_alive_timeout, backlog=BACKLOG)
     with sock:
         uvicorn.Server(config).run(sockets=[sock])
     return 0
@@ -122,13 +123,14 @@ def check_servable(clf: object, model: str) -> None:
 
 def descriptors_for(max_connections: int) -> int:
     """The connection cap the process's file-descriptor limit allows (raising the soft limit
-    towards the hard one if needed), so that accepting never runs out of descriptors."""
+    towards the hard one if needed), so that accepting never runs out of descriptors: asyncio
+    accepts up to :data:`BACKLOG` connections before the first of them is refused and closed."""
     try:
         import resource
     except ImportError:  # not on POSIX: nothing to adjust
         return max_connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = max_connections + SPARE_DESCRIPTORS
+    need = max_connections + BACKLOG + SPARE_DESCRIPTORS
     if soft != resource.RLIM_INFINITY and soft < need:
         target = need if hard == resource.RLIM_INFINITY else min(need, hard)
         try:
@@ -137,7 +139,10 @@ def descriptors_for(max_connections: int) -> int:
         except (ValueError, OSError):
             pass
     if soft != resource.RLIM_INFINITY and soft < need:
-        allowed = max(1, soft - SPARE_DESCRIPTORS)
+        allowed = soft - BACKLOG - SPARE_DESCRIPTORS
+        if allowed < 1:
+            raise CommandError(f"only {soft} file descriptors are allowed (ulimit -n); serving needs at "
+                               f"least {BACKLOG + SPARE_DESCRIPTORS + 1}")
         print(f"digitnet serve: note: only {soft} file descriptors are allowed; serving at most "
               f"{allowed} connections at once", file=sys.stderr)
         return allowed
@@ -172,7 +177,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(2048)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -11,14 +11,18 @@ protocol made by :func:`guarded_protocol` adds, per connection:
   (``body_timeout`` seconds from the end of its headers): past either, 408 and close;
 - uvicorn's keep-alive timeout for idle connections between requests.
 
-Each refusal is one plain log line on the ``digitnet.serve`` logger.
+Each refusal is one plain log line on the ``digitnet.serve`` logger; so is running out of file
+descriptors while accepting (asyncio's own report of it is a traceback per attempt), at most
+once a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import time
 from typing import Any
 
 import h11
@@ -39,14 +43,39 @@ def plain_response(status: int, reason: str, detail: str) -> bytes:
     return head.encode("ascii") + body
 
 
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Report "out of file descriptors" while accepting as one log line a second, not a
+    traceback per attempt; anything else goes to asyncio's default handler."""
+    last = [0.0]
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
+            now = time.monotonic()
+            if now - last[0] >= 1.0:
+                last[0] = now
+                log.warning("refused new connections for a moment: %s", exc.strerror or exc)
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 def guarded_protocol(*, max_connections: int, header_timeout: float, body_timeout: float) -> type:
     """uvicorn's h11 protocol with a connection cap and header and body deadlines (see the module)."""
 
     class GuardedH11Protocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
         _waiting_for: str | None = None
+        _loops: set[int] = set()  # the event loops given quiet_accept_errors
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            if id(self.loop) not in self._loops:
+                self._loops.add(id(self.loop))
+                quiet_accept_errors(self.loop)
             super().connection_made(transport)
             if len(self.connections) > max_connections:
                 self._refuse(503, "Service Unavailable",
