@@ -488,6 +488,7 @@ def read_mnist_pkl(path: str | Path) -> Splits:
 
 
 def _check_for_writing(splits: Sequence[Sequence[np.ndarray]], origin: str) -> Splits:
+    """The splits as arrays, checked as the reader checks them (float32 x, integer y)."""
     arrays = tuple((np.asarray(x), np.asarray(y)) for x, y in splits) if len(splits) == 3 else splits
     return _validate_splits(arrays, origin)
 
