@@ -35,3 +35,19 @@ def make_blobs(n: int = 300, n_classes: int = 3, d: int = 784, seed: int = 0):
 @pytest.fixture
 def blobs():
     return make_blobs()
+
+
+def save_small_model(path, x, y, *, hidden=8, epochs=2, seed=0):
+    """Train a small MLP on ``(x, y)`` with the engine alone (no scikit-learn) and save it as a
+    model file; returns the path."""
+    from digitnet.classifier import Classifier
+    from digitnet.data import Normalizer
+    from digitnet.nn import Adam, SoftmaxCrossEntropy, mlp
+    from digitnet.train import fit
+
+    classes = sorted({int(c) for c in y})
+    norm = Normalizer("unit").fit(x)
+    model = mlp([x.shape[1], hidden, len(classes)], rng=seed)
+    fit(model, SoftmaxCrossEntropy(), Adam(0.01), x, np.searchsorted(classes, y), epochs=epochs,
+        batch_size=50, preprocess=norm, seed=seed, progress=False)
+    return Classifier(model.eval(), SoftmaxCrossEntropy(), norm, classes).save(path)

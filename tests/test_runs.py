@@ -173,6 +173,8 @@ def test_a_closed_pipe_exits_quietly(tiny, tmp_path):
     proc.stdout.close()  # the reader is gone before the first line is written (like `| head -0`)
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
+    # the tiny data are not the canonical MNIST, which is one note; nothing else may be said
+    err = "".join(line for line in err.splitlines(True) if not line.startswith("digitnet: note:"))
     assert proc.returncode == 141 and err == ""
 
 

@@ -4,6 +4,11 @@ Every file digitnet writes (models, checkpoints, JSON, caches, plots, reports) g
 through :func:`atomic_write`, so an error or Ctrl-C mid-write loses nothing. A write the
 operating system refuses (read-only directory, disk full) is a :class:`FileWriteError`
 naming the file, which the command line prints as one line.
+
+A writer killed outright (SIGKILL, power loss) cannot remove its temp file
+(``.<name>.<12 hex digits>.tmp``), so each write first removes, from the directory it writes
+into, such temp files last modified more than :data:`STALE_AFTER` seconds ago. A live
+writer's file is younger: it is created when the write starts and grows until it is renamed.
 """
 
 from __future__ import annotations
@@ -11,12 +16,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from .errors import FileWriteError
+
+#: Age in seconds after which an abandoned temp file is removed by the next write beside it.
+STALE_AFTER = 3600.0
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
@@ -30,6 +41,23 @@ def _create_temp(path: Path) -> tuple[int, Path]:
             continue
 
 
+def remove_stale_temps(directory: Path, *, older_than: float = STALE_AFTER) -> list[Path]:
+    """Remove the temp files of killed writes in ``directory`` (older than ``older_than``
+    seconds); returns what was removed. Best effort: what cannot be removed stays."""
+    removed: list[Path] = []
+    cutoff = time.time() - older_than
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            if not _TEMP_NAME.match(entry.name):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                if entry.is_file(follow_symlinks=False) and info.st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[IO[bytes]]:
     """Open a temp file next to ``path``; on success move it over ``path`` (os.replace).
@@ -40,6 +68,7 @@ def atomic_write(path: str | Path) -> Iterator[IO[bytes]]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path.parent)
         fd, tmp = _create_temp(path)
     except OSError as exc:
         raise write_error(path, exc) from exc

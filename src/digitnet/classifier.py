@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, io, notebook
+from . import __version__, io, model_schema, notebook
 from .data.augment import Augmenter
 from .data.scaling import Normalizer
 from .errors import SpecError
@@ -33,7 +33,7 @@ from .prepare import PreparedData
 from .spec import RunSpec, build
 from .train import History, fit
 
-MODEL_DTYPES = ("float32", "float64")
+MODEL_DTYPES = model_schema.MODEL_DTYPES
 
 
 def check_inputs(x: Any, n_features: int | None = None) -> np.ndarray:
@@ -174,27 +174,43 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
-        """Read a model file; any missing, corrupt or mismatched part is a ``ModelFileError``."""
-        meta, arrays = io.load_bundle(path, kind="model")
+        """Read a model file; any missing, corrupt, hostile or mismatched part is a one-line
+        ``ModelFileError`` naming the file (and the field, for metadata).
+
+        The metadata is validated against :mod:`digitnet.model_schema` before anything is
+        built; then the layers are built (their size is now bounded) and only the arrays they
+        need are read, each checked against its parameter's shape and dtype first."""
+        with io.open_bundle(path, kind="model") as bundle:
+            try:
+                meta = model_schema.check_model_meta(bundle.meta)
+                _import_components(meta.get("components", {}))
+                for i, layer in enumerate(meta["architecture"]["layers"]):
+                    _check_options(LAYERS, layer, "type", f"architecture.layers[{i}]")
+                _check_options(LOSSES, meta["loss"], "name", "loss")
+                model = Sequential.from_config(meta["architecture"], dtype=np.dtype(meta["dtype"]))
+                loss = LOSSES.create(meta["loss"])
+                normalizer = Normalizer.from_dict(meta["normalization"])
+            except (KeyError, TypeError, ValueError) as exc:  # SchemaError is a ValueError
+                raise io.ModelFileError(f"{path}: invalid model file: {exc}") from None
+            classes = list(meta["classes"])
+            try:
+                fits = model.output_size == loss.outputs_for(len(classes))
+            except ValueError:
+                fits = False
+            if not fits:
+                raise io.ModelFileError(f"{path}: {model.output_size} outputs do not fit {len(classes)} "
+                                        "classes")
+            wanted = {f"param/{name}": p for name, p, _ in model.parameters()}
+            missing = sorted(set(wanted) - set(bundle.names))
+            if missing:
+                raise io.ModelFileError(f"{path}: the file has no array {missing[0]!r} for its layers")
+            state = {name[len("param/"):]: bundle.read(name, shape=p.shape, dtypes=(meta["dtype"],))
+                     for name, p in wanted.items()}
         try:
-            _import_components(meta.get("components", {}))
-            dtype = meta["dtype"]
-            if dtype not in MODEL_DTYPES:
-                raise ValueError(f"dtype must be one of {', '.join(MODEL_DTYPES)}, got {dtype!r}")
-            model = Sequential.from_config(meta["architecture"], dtype=np.dtype(dtype))
-            model.load_state_dict(io.split_prefix(arrays, "param"))
-            model.eval()
-            loss = LOSSES.create(meta["loss"])
-            normalizer = Normalizer.from_dict(meta["normalization"])
-            classes = _classes(meta["classes"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            model.load_state_dict(state)
+        except ValueError as exc:
             raise io.ModelFileError(f"{path}: invalid model file ({exc})") from None
-        try:
-            fits = len(classes) >= 2 and model.output_size == loss.outputs_for(len(classes))
-        except ValueError:
-            fits = False
-        if not fits:
-            raise io.ModelFileError(f"{path}: {model.output_size} outputs do not fit {len(classes)} classes")
+        model.eval()
         extra = {k: v for k, v in meta.items()
                  if k not in ("architecture", "dtype", "loss", "normalization", "classes", "components")}
         return cls(model, loss, normalizer, classes, extra)
@@ -206,14 +222,14 @@ def _classes_text(classes: list[int]) -> str:
     return ", ".join(map(str, classes))
 
 
-def _classes(values: Any) -> list[int]:
-    if not isinstance(values, list) or not all(type(c) is int for c in values):
-        raise ValueError(f"classes must be a list of integers, got {values!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"classes must be distinct, got {values}")
-    if any(abs(c) >= 2**62 for c in values):
-        raise ValueError("class labels out of range")
-    return list(values)
+def _check_options(registry: Any, config: dict[str, Any], key: str, where: str) -> None:
+    """The component ``config[key]`` is registered and takes every other key of ``config``."""
+    name = config[key]
+    if name not in registry:
+        raise model_schema.SchemaError(f"{where}.{key}: unknown {registry.kind} {name!r}")
+    unknown = sorted(set(config) - {key} - set(registry.options(name)))
+    if unknown:
+        raise model_schema.SchemaError(f"{where}.{unknown[0]}: not an option of {registry.kind} {name!r}")
 
 
 def _components(model: Sequential, loss: nn_losses.Loss) -> dict[str, str]:

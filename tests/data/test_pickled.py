@@ -1,4 +1,4 @@
-"""mnist.pkl.gz reader/writer and the restricted unpickler."""
+"""mnist.pkl.gz reader/writer: the opcode parser that reads only the classic structure."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitnet.data import UnsafePickleError, read_mnist_pkl, restricted_loads, write_mnist_pkl
+from digitnet.data import UnsafePickleError, load_mnist_pkl_bytes, read_mnist_pkl, write_mnist_pkl
 from digitnet.data.pickled import mnist_pkl_to_uint8
+
+
+def restricted_loads(data: bytes):
+    return load_mnist_pkl_bytes(data, "test.pkl")
 
 
 def _splits(n_train: int = 5, n_valid: int = 3, n_test: int = 2, seed: int = 0):
@@ -47,22 +51,32 @@ def test_reads_uncompressed_pickle(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_mnist_pkl(path)[2][0], splits[2][0])
 
 
-@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
-def test_restricted_loads_numpy_objects(protocol: int) -> None:
-    obj = (
-        np.arange(12, dtype=np.float32).reshape(3, 4),
-        np.array([1, 2], dtype=">i4"),
-        np.asfortranarray(np.ones((2, 3))),
-        np.int64(7),
-        np.dtype("<u2"),
-        [1, "a", {"k": b"bytes"}],
-    )
-    back = restricted_loads(pickle.dumps(obj, protocol=protocol))
-    np.testing.assert_array_equal(back[0], obj[0])
-    np.testing.assert_array_equal(back[1], obj[1])
-    np.testing.assert_array_equal(back[2], obj[2])
-    assert back[3] == 7 and back[4] == np.dtype("<u2")
-    assert back[5] == [1, "a", {"k": b"bytes"}]
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_python3_pickles_of_the_splits_are_read(protocol: int) -> None:
+    splits = _splits()
+    splits = (splits[0], (splits[1][0], splits[1][1].astype(">i4")),
+              (splits[2][0], splits[2][1].astype(np.uint8)))
+    back = restricted_loads(pickle.dumps(splits, protocol=protocol))
+    for (x, y), (bx, by) in zip(splits, back, strict=True):
+        np.testing.assert_array_equal(bx, x)
+        np.testing.assert_array_equal(by, y)
+        assert by.dtype == y.dtype.newbyteorder("=") and by.dtype.isnative
+
+
+@pytest.mark.parametrize("obj", [
+    [1, "a", {"k": b"bytes"}], np.int64(7), np.dtype("<u2"), (np.arange(3),) * 3,
+    tuple((np.zeros((2, 784), np.float64), np.arange(2)) for _ in range(3)),  # float64 images
+    tuple((np.zeros((2, 784), np.float32), np.zeros(2, np.float32)) for _ in range(3)),  # float labels
+    tuple((np.asfortranarray(np.zeros((2, 784), np.float32)), np.arange(2)) for _ in range(3)),
+])
+def test_anything_but_the_splits_is_refused(obj: object) -> None:
+    with pytest.raises(UnsafePickleError, match="test.pkl"):
+        restricted_loads(pickle.dumps(obj, protocol=2))
+
+
+def test_protocol_5_is_refused() -> None:
+    with pytest.raises(UnsafePickleError, match="protocol 5"):
+        restricted_loads(pickle.dumps(_splits(), protocol=5))
 
 
 class _Py2StylePickler(pickle._Pickler):  # type: ignore[name-defined]
@@ -83,15 +97,15 @@ class _Py2StylePickler(pickle._Pickler):  # type: ignore[name-defined]
 def test_python2_pickle_with_latin1() -> None:
     import io
 
-    arr = np.arange(300, dtype=np.float32).reshape(100, 3) / 7
+    splits = _splits()
     buf = io.BytesIO()
-    _Py2StylePickler(buf, protocol=2).dump((arr, np.arange(3, dtype=np.int64)))
+    _Py2StylePickler(buf, protocol=2).dump(splits)
     # NumPy 1 module names, as in a pickle written by Python 2.
     data = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     assert b"_codecs" not in data and b"cnumpy.core.multiarray\n_reconstruct" in data
     back = restricted_loads(data)
-    np.testing.assert_array_equal(back[0], arr)
-    np.testing.assert_array_equal(back[1], np.arange(3))
+    np.testing.assert_array_equal(back[0][0], splits[0][0])
+    np.testing.assert_array_equal(back[2][1], splits[2][1])
 
 
 class _Evil:
@@ -146,14 +160,18 @@ def test_validation(tmp_path: Path) -> None:
     path = tmp_path / "bad.pkl"
     bad = ((np.zeros((2, 100), np.float32), np.zeros(2, np.int64)),) * 3
     path.write_bytes(pickle.dumps(bad))
-    with pytest.raises(ValueError, match=r"train_x has shape \(2, 100\)"):
+    with pytest.raises(ValueError, match=r"array shape \(2, 100\)"):
         read_mnist_pkl(path)
-    bad = ((np.zeros((2, 784), np.float32), np.zeros(3, np.int64)),) * 3
+    bad = tuple((np.zeros((2, 784), np.float32), np.zeros(3, np.int64)) for _ in range(3))
     path.write_bytes(pickle.dumps(bad))
     with pytest.raises(ValueError, match="train_y"):
         read_mnist_pkl(path)
     path.write_bytes(pickle.dumps((1, 2)))
     with pytest.raises(ValueError, match="3-tuple"):
+        read_mnist_pkl(path)
+    shared = (np.zeros((2, 784), np.float32), np.zeros(2, np.int64))
+    path.write_bytes(pickle.dumps((shared,) * 3))  # one split three times: a memo reference
+    with pytest.raises(UnsafePickleError, match="memo reference to a tuple"):
         read_mnist_pkl(path)
     with pytest.raises(ValueError):
         write_mnist_pkl(tmp_path / "w.pkl.gz", bad[:2])

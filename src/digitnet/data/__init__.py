@@ -10,7 +10,7 @@ writes the other formats the seeds used (Kaggle CSV, Keras npz, OpenML CSV).
 from . import formats
 from .datasets import Dataset, load_mnist, select_digits, train_valid_split
 from .idx import IDXError, read_idx, write_idx
-from .pickled import UnsafePickleError, read_mnist_pkl, restricted_loads, write_mnist_pkl
+from .pickled import UnsafePickleError, load_mnist_pkl_bytes, read_mnist_pkl, write_mnist_pkl
 from .scaling import Normalizer
 from .sources import (
     MNIST_FILES,
@@ -47,7 +47,7 @@ __all__ = [
     "formats",
     "verify_mnist_dir",
     "UnsafePickleError",
-    "restricted_loads",
+    "load_mnist_pkl_bytes",
     "read_mnist_pkl",
     "write_mnist_pkl",
     "Dataset",

@@ -7,11 +7,17 @@ it can be reached), the equivalent file is built once from the MNIST IDX files i
 ``cache_dir()/"equivalent"``, the note says so, and the loader still reads it: all these
 formats hold the same 70,000 images. Every reader returns the images as uint8 0-255
 ``(n, 784)``, the one raw scale every normalisation starts from.
+
+Nothing is used unverified without saying so: each file built into the cache is recorded
+with its SHA-256 in ``SHA256SUMS.json`` beside it and checked before it is reused (one that
+does not match, or has no record, is built again, with a note); a file the user provides in
+a format with no known checksum is used with a one-line note and ``verified: false``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_bytes
 from . import formats
 from .datasets import load_mnist
 from .pickled import mnist_pkl_to_uint8, read_mnist_pkl, write_mnist_pkl
@@ -72,6 +79,51 @@ def _fingerprint(ds: Any) -> str:
     return h.hexdigest()[:16]
 
 
+MANIFEST = "SHA256SUMS.json"
+_MAX_MANIFEST_BYTES = 1 << 20
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _recorded(directory: Path) -> dict[str, str]:
+    """The checksums recorded for files built into ``directory`` (relative path -> SHA-256);
+    an unreadable or malformed record counts as none."""
+    path = directory / MANIFEST
+    try:
+        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+            return {}
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(table, dict):
+        return {}
+    return {k: v for k, v in table.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _record(directory: Path, paths: list[Path]) -> None:
+    """Add the SHA-256 of each of ``paths`` (inside ``directory``) to its record."""
+    table = _recorded(directory)
+    table.update({p.relative_to(directory).as_posix(): _sha256(p) for p in paths})
+    write_bytes(directory / MANIFEST, json.dumps(table, indent=1, sort_keys=True).encode())
+
+
+def _reusable(target: Path, directory: Path, log: Log) -> bool:
+    """Whether the built file ``target`` is there and matches its recorded checksum; says why not."""
+    if not target.is_file():
+        return False
+    want = _recorded(directory).get(target.relative_to(directory).as_posix())
+    got = _sha256(target)
+    if want == got:
+        return True
+    problem = "has no recorded checksum" if want is None else f"has SHA-256 {got}, recorded {want}"
+    log(f"the cached file {target} {problem}, so it was not built by digitnet or was changed since: "
+        "building it again")
+    return False
+
+
 def _build_equivalent(fmt: str, data_dir: str | Path | None, log: Log) -> Path:
     """The ``fmt`` file holding the MNIST images (from IDX), built once under equivalent_dir().
 
@@ -83,7 +135,7 @@ def _build_equivalent(fmt: str, data_dir: str | Path | None, log: Log) -> Path:
     out = equivalent_dir() / _fingerprint(ds)
     target = {"mnist_pkl": out / "mnist.pkl.gz", "kaggle": out / "kaggle" / "train.csv",
               "keras": out / "mnist.npz", "openml": out / "mnist_784.csv"}[fmt]
-    if target.is_file():
+    if _reusable(target, out, log):
         return target
     log(f"building {FORMATS[fmt][1]} from the MNIST IDX files into {target} (once)")
     x, y, xt, yt = ds.x_train, ds.y_train, ds.x_test, ds.y_test
@@ -101,6 +153,7 @@ def _build_equivalent(fmt: str, data_dir: str | Path | None, log: Log) -> Path:
         formats.write_keras_npz(target, x, y, xt, yt)
     else:  # OpenML: all 70,000, the training images first
         formats.write_openml_csv(target, np.concatenate([x, xt]), np.concatenate([y, yt]))
+    _record(out, [target, target.parent / "test.csv"] if fmt == "kaggle" else [target])
     return target
 
 
@@ -115,7 +168,9 @@ def _locate(fmt: str, data_dir: str | Path | None, fetch: bool, log: Log) -> tup
     else:
         real = _find_real(fmt, data_dir)
         if real is not None:
-            return real, f"{FORMATS[fmt][1]} at {real}", False
+            log(f"note: {real} is used as it is: no checksum is known for a {FORMATS[fmt][1]} "
+                "(verified: false)")
+            return real, f"{FORMATS[fmt][1]} at {real} (unverified)", False
     path = _build_equivalent(fmt, data_dir, log)
     return path, (f"{FORMATS[fmt][1]} not on this machine: built the equivalent file from the MNIST "
                   f"IDX files ({path}), read with its loader"), False

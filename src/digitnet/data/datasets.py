@@ -6,6 +6,7 @@ float32); scaling to floats happens per batch (see :mod:`digitnet.data.scaling`)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +101,17 @@ def load_mnist(
                 f"{directory}: {split} set has {x.shape[0]} images but {y.shape[0]} labels"
             )
         arrays[split] = (x, y)
+    verified = verify_mnist_dir(directory) if verify else False
+    if verify and not verified:  # a directory the user named, holding other files
+        print(f"digitnet: note: the files in {origin} are not the canonical MNIST (their SHA-256 "
+              "differs); using them as they are (verified: false)", file=sys.stderr)
     return Dataset(
         x_train=arrays["train"][0],
         y_train=arrays["train"][1],
         x_test=arrays["test"][0],
         y_test=arrays["test"][1],
         source=origin,
-        verified=verify_mnist_dir(directory) if verify else False,
+        verified=verified,
     )
 
 

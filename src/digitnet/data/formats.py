@@ -4,26 +4,29 @@
   row, pixels 0-255), ``test.csv`` (the same without ``label``) and the submission file
   ``ImageId,Label`` (ImageId counts from 1).
 * Keras ``mnist.npz``: ``x_train`` (60000, 28, 28) uint8, ``y_train`` (60000,),
-  ``x_test``, ``y_test``; read with ``allow_pickle=False``, so a file cannot run code.
+  ``x_test``, ``y_test``; each member read only after its header (dtype, shape, size) is
+  checked (:mod:`digitnet.data.npz`: no pickle, nothing else in the archive decompressed).
 * OpenML ``mnist_784`` as CSV: header ``pixel1..pixel784,class`` (names may be quoted),
   70,000 rows, the 60k training images first.
 
 The classic ``mnist.pkl.gz`` lives in :mod:`digitnet.data.pickled`. Readers return uint8
 images ``(n, 784)`` and int64 labels ``(n,)``, and refuse malformed files with a
-:class:`FormatError` that names the file and what is wrong. Writers are atomic.
+:class:`FormatError` that names the file and what is wrong. Memory is bounded before it is
+allocated: a CSV over :data:`MAX_CSV_BYTES` is refused, and is parsed line by line into int16;
+a Keras member over :data:`MAX_NPZ_BYTES` is refused from its header. Writers are atomic.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import DigitnetError
+from .npz import ArchiveError, NpzArchive
 from .pickled import read_mnist_pkl, write_mnist_pkl  # the fourth format, re-exported here
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
 
 N_PIXELS = 784
 KERAS_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_CSV_BYTES = 256 << 20  # a CSV file (OpenML's 70,000 rows are about 120 MB)
+MAX_NPZ_BYTES = 256 << 20  # one Keras array (x_train is 47 MB)
 
 
 class FormatError(DigitnetError, ValueError):
@@ -55,19 +60,30 @@ def _header_names(line: str) -> list[str]:
     return [name.strip().strip("\"'") for name in line.strip().split(",")]
 
 
+def _body_lines(path: Path) -> Iterator[str]:
+    """The lines after the header, quotes removed, one at a time."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        f.readline(1 << 16)
+        for line in f:
+            if line.strip():
+                yield line.replace("'", "").replace('"', "")
+
+
 def _read_csv_body(path: Path, n_cols: int) -> np.ndarray:
-    """The numeric rows after the header, as int64 ``(n, n_cols)``; quotes are ignored."""
-    text = path.read_bytes()
-    newline = text.find(b"\n")
-    body = text[newline + 1 :] if newline >= 0 else b""
-    if b"'" in body or b'"' in body:
-        body = body.replace(b"'", b"").replace(b'"', b"")
-    if not body.strip():
-        return np.empty((0, n_cols), dtype=np.int64)
+    """The numeric rows after the header, as int16 ``(n, n_cols)`` (pixels and labels fit; a
+    value that does not is an error); quotes are ignored. The file's size is capped first."""
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise FormatError(f"{path}: {size:,} bytes, over the limit of {MAX_CSV_BYTES:,} for a CSV file")
     try:
-        rows = np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.int64, ndmin=2)
-    except ValueError as exc:
-        raise FormatError(f"{path}: not a table of integers with {n_cols} columns ({exc})") from None
+        with warnings.catch_warnings():  # an empty body is an empty table, not a warning
+            warnings.simplefilter("ignore", UserWarning)
+            rows = np.loadtxt(_body_lines(path), delimiter=",", dtype=np.int16, ndmin=2)
+    except (ValueError, OverflowError) as exc:
+        raise FormatError(f"{path}: not a table of integers 0-255 with {n_cols} columns "
+                          f"({' '.join(str(exc).split())})") from None
+    if rows.size == 0:
+        return np.empty((0, n_cols), dtype=np.int16)
     if rows.shape[1] != n_cols:
         raise FormatError(f"{path}: rows have {rows.shape[1]} values, expected {n_cols}")
     return rows
@@ -189,33 +205,32 @@ def read_kaggle_submission(path: str | Path) -> np.ndarray:
 def read_keras_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Keras ``mnist.npz`` -> (x_train, y_train, x_test, y_test), images uint8 (n, 28, 28).
 
-    Opened with ``allow_pickle=False``: an archive holding object arrays is refused.
+    All four headers are checked (x uint8 ``(n, 28, 28)``, y integer ``(n,)``, each at most
+    :data:`MAX_NPZ_BYTES`) before any array is read; object arrays and other members are
+    never touched.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in KERAS_KEYS if k not in archive.files]
+        with NpzArchive(path) as archive:
+            missing = [k for k in KERAS_KEYS if k not in archive]
             if missing:
                 raise FormatError(f"{path}: not a Keras mnist.npz: missing {', '.join(missing)}")
-            arrays = {k: archive[k] for k in KERAS_KEYS}
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
-    except ValueError as exc:  # object arrays need pickle, which is refused
-        if isinstance(exc, FormatError):
-            raise
-        raise FormatError(f"{path}: refused to load ({exc})") from None
-    out = []
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise FormatError(f"{path}: x_{split} must be uint8 (n, 28, 28), got {x.dtype} {x.shape}")
-        if y.ndim != 1 or y.shape[0] != x.shape[0] or y.dtype.kind not in "iu":
-            raise FormatError(
-                f"{path}: y_{split} must be {x.shape[0]} integer labels, got {y.dtype} {y.shape}")
-        out += [x, _labels(y, path)]
-    return out[0], out[1], out[2], out[3]
+            headers = {k: archive.header(k) for k in KERAS_KEYS}
+            for split in ("train", "test"):
+                x, y = headers[f"x_{split}"], headers[f"y_{split}"]
+                if x.dtype != np.uint8 or len(x.shape) != 3 or x.shape[1:] != (28, 28):
+                    raise FormatError(f"{path}: x_{split} must be uint8 (n, 28, 28), got {x.dtype} {x.shape}")
+                if y.shape != x.shape[:1] or y.dtype.kind not in "iu":
+                    raise FormatError(f"{path}: y_{split} must be {x.shape[0]} integer labels, got "
+                                      f"{y.dtype} {y.shape}")
+            arrays = {k: archive.read(k, dtypes=(h.dtype,), shape=h.shape, max_bytes=MAX_NPZ_BYTES)
+                      for k, h in headers.items()}
+    except ArchiveError as exc:
+        raise FormatError(f"{path}: refused: {exc}") from None
+    return (arrays["x_train"], _labels(arrays["y_train"], path),
+            arrays["x_test"], _labels(arrays["y_test"], path))
 
 
 def write_keras_npz(path: str | Path, x_train: np.ndarray, y_train: np.ndarray,

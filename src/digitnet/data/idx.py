@@ -6,7 +6,11 @@ Files may be gzip-compressed (detected from the gzip magic bytes, not the name).
 
 The reader validates the header and the payload length *before* allocating the array,
 so a corrupt or hostile header (say, one claiming 10**12 items) fails fast with
-:class:`IDXError` instead of exhausting memory.
+:class:`IDXError` instead of exhausting memory: the declared payload must be at most
+:data:`MAX_IDX_BYTES` (or the ``max_bytes`` given), equal the bytes a raw file holds, and be
+within what a gzip file of its size can decompress to (deflate expands at most 1032:1). A
+gzip payload is then read in chunks into one buffer of exactly the declared size, and one
+byte more is asked for only to refuse trailing data.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ _CODE_FOR_KIND: dict[tuple[str, int], int] = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20  # bytes per read from a gzip stream
+#: Largest payload read (MNIST's training images are 47 MB); ``read_idx(max_bytes=...)`` changes it.
+MAX_IDX_BYTES = 256 << 20
+#: Deflate's largest expansion (zlib's documented limit is 1032:1), plus room for headers.
+_MAX_RATIO, _SLACK = 1032, 1 << 16
 
 
 class IDXError(DigitnetError, ValueError):
@@ -90,17 +98,18 @@ def _parse_header(f: IO[bytes], path: Path) -> tuple[np.dtype, tuple[int, ...], 
     return DTYPE_CODES[code], dims, 4 + 4 * ndim
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, *, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (raw or gzip) into an array of shape ``dims``, native byte order.
 
     Raises :class:`IDXError` naming the file for a bad magic number, an unknown dtype
-    code, a truncated header or payload, or trailing bytes after the payload.
+    code, a truncated header or payload, trailing bytes after the payload, or a payload
+    over ``max_bytes`` (checked before anything is allocated).
     """
     path = Path(path)
     try:
         if _is_gzip(path):
-            return _read_gzip(path)
-        return _read_raw(path)
+            return _read_gzip(path, max_bytes)
+        return _read_raw(path, max_bytes)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise IDXError(f"{path}: corrupt gzip stream: {exc}") from exc
 
@@ -117,34 +126,46 @@ def _finish(buf: bytes | bytearray, dtype: np.dtype, dims: tuple[int, ...]) -> n
     return arr
 
 
-def _read_raw(path: Path) -> np.ndarray:
+def _check_cap(path: Path, dtype: np.dtype, dims: tuple[int, ...], expected: int, max_bytes: int) -> None:
+    if expected > max_bytes:
+        shape = "x".join(map(str, dims))
+        raise IDXError(f"{path}: header declares {shape} items of {dtype.itemsize} byte(s) = {expected:,} "
+                       f"payload bytes, over the limit of {max_bytes:,}")
+
+
+def _read_raw(path: Path, max_bytes: int) -> np.ndarray:
     with open(path, "rb") as f:
         dtype, dims, header_len = _parse_header(f, path)
         expected = _expected_payload(dtype, dims)
         actual = os.fstat(f.fileno()).st_size - header_len
         if actual != expected:
             _raise_length(path, dtype, dims, expected, actual)
+        _check_cap(path, dtype, dims, expected, max_bytes)
         buf = bytearray(expected)
         if expected and f.readinto(buf) != expected:
             raise IDXError(f"{path}: file changed while reading")
     return _finish(buf, dtype, dims)
 
 
-def _read_gzip(path: Path) -> np.ndarray:
+def _read_gzip(path: Path, max_bytes: int) -> np.ndarray:
     with gzip.open(path, "rb") as f:
-        dtype, dims, _ = _parse_header(f, path)
+        dtype, dims, header_len = _parse_header(f, path)
         expected = _expected_payload(dtype, dims)
-        # Read at most expected + 1 bytes in chunks: the decompressed size is not
-        # known in advance, so never trust ``expected`` for a single allocation.
-        buf = bytearray()
-        while len(buf) <= expected:
-            chunk = f.read(min(_CHUNK, expected + 1 - len(buf)))
-            if not chunk:
-                break
-            buf += chunk
-    if len(buf) != expected:
-        more = len(buf) > expected
-        _raise_length(path, dtype, dims, expected, None if more else len(buf))
+        compressed = os.fstat(f.fileobj.fileno()).st_size  # type: ignore[union-attr]
+        if header_len + expected > compressed * _MAX_RATIO + _SLACK:
+            shape = "x".join(map(str, dims))
+            raise IDXError(f"{path}: header declares {shape} items = {expected:,} payload bytes, more "
+                           f"than {compressed:,} gzip bytes can hold; the file is truncated or forged")
+        _check_cap(path, dtype, dims, expected, max_bytes)
+        # The claim is now bounded: one buffer of that size, filled in chunks.
+        buf = bytearray(expected)
+        view, got = memoryview(buf), 0
+        while got < expected and (k := f.readinto(view[got:got + _CHUNK])):
+            got += k
+        if got != expected:
+            _raise_length(path, dtype, dims, expected, got)
+        if f.read(1):
+            _raise_length(path, dtype, dims, expected, None)
     return _finish(buf, dtype, dims)
 
 

