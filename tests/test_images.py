@@ -290,7 +290,7 @@ def test_stroke_width_is_measured(width, side):
     mask = np.zeros((side, side), bool)
     mask[side // 10 : -side // 10, side // 2 : side // 2 + width] = True
     mask[side // 2 : side // 2 + width, side // 10 : -side // 10] = True  # a cross
-    assert stroke_width(mask) == pytest.approx(width, rel=0.2)
+    assert stroke_width(mask) == pytest.approx(width, rel=0.1)
 
 
 def test_a_thick_stroke_filling_the_frame_is_not_hollowed():
