@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("PIL", reason="Pillow is not installed (the images extra)")
+pytest.importorskip("scipy", reason="scipy is not installed (the images extra)")
 
 from PIL import Image  # noqa: E402
 
@@ -17,13 +19,19 @@ from digitnet.data.images import (  # noqa: E402
     ImageError,
     ImageTooLargeError,
     NoInkError,
+    bright_ink,
     center_by_mass,
     crop_to_ink,
     decode,
+    digit_strokes,
+    estimate_background,
     fit_box,
     ink_image,
     mnist_like,
+    otsu_threshold,
+    stroke_width,
 )
+from digitnet.errors import DigitnetError  # noqa: E402
 from tests.conftest import mnist_dir, requires_mnist  # noqa: E402
 from tests.web.helpers import draw, encode, png, shapes_classifier  # noqa: E402
 
@@ -210,6 +218,125 @@ def test_center_by_mass_never_pushes_ink_off_the_field():
     box[:, -1] = 255  # all the mass on the far right
     out = center_by_mass(box)
     assert out.sum() == box.sum()
+
+
+# --------------------------------------------------------------------------- photos: the ink's steps
+def test_bright_ink_finds_pen_on_a_dim_page():
+    """Under-exposed paper is darker than mid-grey but still lighter than the pen."""
+    page = np.full((60, 60), 120.0)
+    page[10:50, 28:32] = 40.0
+    assert bright_ink(page)[30, 30] == 215 and bright_ink(page)[0, 0] == 135
+    canvas = np.full((60, 60), 60.0)  # a grey canvas with light ink stays as it is
+    canvas[10:50, 28:32] = 200.0
+    np.testing.assert_array_equal(bright_ink(canvas), canvas)
+
+
+def test_background_follows_light_and_shadow_but_not_strokes():
+    rows, cols = np.mgrid[0:200, 0:300]
+    slope = 60.0 / 299
+    paper = 20.0 + slope * cols  # ink bright: the paper is darker to the right (light falls off)
+    paper[:, 150:] += 50.0  # a sharp-edged shadow over the right half
+    page = paper.copy()
+    strokes = np.zeros(page.shape, bool)
+    strokes[40:160, 70:82] = strokes[40:160, 200:212] = True  # 12 pixels wide, in light and shadow
+    page[strokes] += 150.0
+    background = estimate_background(page, window=60)
+    assert np.all(background <= page)
+    error = np.abs(background - paper)
+    assert error.max() < slope * 60 / 2 + 1e-9  # within half a window of the sides
+    inner = np.zeros(page.shape, bool)
+    inner[:, 30:270] = True  # elsewhere the light and the shadow's edge come through exactly
+    assert error[inner & ~strokes].max() < 1e-9
+    assert error[strokes].max() <= slope * 12 + 1e-9  # under a stroke: the paper beside it
+    np.testing.assert_array_equal(estimate_background(page), background)  # a fifth of the longer side
+
+
+def test_otsu_threshold_splits_paper_from_ink():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(20, 5, 5000), rng.normal(180, 15, 300)])
+    t = otsu_threshold(values)
+    assert 50 < t < 140
+    assert np.count_nonzero(values > t) == 300
+    assert otsu_threshold(np.full(10, 7.0)) == 7.0
+
+
+def test_digit_strokes_keep_the_parts_and_drop_specks():
+    mask = np.zeros((200, 200), bool)
+    mask[40:160, 95:105] = True  # the digit's main stroke
+    mask[40:48, 110:150] = True  # its bar, drawn apart (a 5)
+    mask[170:172, 20:22] = True  # dust
+    mask[100, 60] = True  # a speck close by
+    mask[5:20, 182:195] = True  # another mark, away from the digit (farther than 30 pixels)
+    kept = digit_strokes(mask)
+    expected = np.zeros_like(mask)
+    expected[40:160, 95:105] = True
+    expected[40:48, 110:150] = True
+    np.testing.assert_array_equal(kept, expected)
+
+
+def test_digit_strokes_drop_clutter_at_the_edge_but_not_a_digit_drawn_to_it():
+    mask = np.zeros((200, 200), bool)
+    mask[:, :8] = True  # a shadow's rim along the left edge, larger than the digit
+    mask[50:150, 95:105] = True
+    assert not digit_strokes(mask)[:, :8].any() and digit_strokes(mask)[100, 100]
+    canvas = np.zeros((200, 200), bool)
+    canvas[0:200, 90:110] = True  # a 1 drawn from edge to edge
+    canvas[100:104, 150:154] = True  # and a stray mark inside the frame
+    np.testing.assert_array_equal(digit_strokes(canvas), canvas & (np.arange(200) < 150)[None, :])
+
+
+@pytest.mark.parametrize("width,side", [(12, 200), (20, 900)])
+def test_stroke_width_is_measured(width, side):
+    mask = np.zeros((side, side), bool)
+    mask[side // 10 : -side // 10, side // 2 : side // 2 + width] = True
+    mask[side // 2 : side // 2 + width, side // 10 : -side // 10] = True  # a cross
+    assert stroke_width(mask) == pytest.approx(width, rel=0.1)
+
+
+def test_a_thick_stroke_filling_the_frame_is_not_hollowed():
+    """A tight crop of a thick, slightly blurred ring: its strokes are wider than the first
+    window (a fifth of the image), which would keep their cores as background; they get a
+    window fitted to them."""
+    from scipy import ndimage
+
+    rows, cols = np.mgrid[0:100, 0:100]
+    r = np.hypot(rows - 49.5, cols - 49.5)
+    ring = (r < 46) & (r > 22)  # strokes 24 pixels wide
+    gray = ndimage.gaussian_filter(np.where(ring, 30.0, 225.0), 2.0)
+    ink = ink_image(gray)
+    assert np.count_nonzero(ink[ring]) >= 0.97 * ring.sum()
+    assert np.count_nonzero(ink[~ring]) <= 0.01 * ring.sum()
+    residual = bright_ink(gray) - estimate_background(bright_ink(gray))  # one window, a fifth wide
+    assert np.count_nonzero(residual[ring] > otsu_threshold(residual)) < 0.5 * ring.sum()
+
+
+@pytest.mark.parametrize("what", ["gradient", "shadow", "dust"])
+def test_blank_photographed_paper_has_no_ink(what):
+    rng = np.random.default_rng(3)
+    rows, cols = np.mgrid[0:300, 0:400]
+    page = 230.0 - 90.0 * cols / 399 + rng.normal(0, 3, (300, 400))  # lit from the left
+    if what == "shadow":
+        page[:, 150:280] *= 0.5
+    if what == "dust":
+        for y, x in rng.integers(5, 295, size=(30, 2)):
+            page[y : y + 2, x : x + 2] = 40.0
+    with pytest.raises(NoInkError, match="no ink found"):
+        mnist_like(page)
+
+
+def test_background_removal_can_be_switched_off():
+    """One flat level instead: a page darker on one side is then cropped to its dark side."""
+    rows, cols = np.mgrid[0:280, 0:280]
+    page = np.asarray(draw("one"), np.float64) * (1.0 - 0.8 * cols / 279)  # light falling off to a fifth
+    on, off = mnist_like(page), mnist_like(page, remove_background=False)
+    np.testing.assert_array_equal(on, mnist_like(png("one")))
+    assert np.count_nonzero(off > 127) > 2 * np.count_nonzero(on > 127)
+
+
+def test_missing_scipy_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy", None)  # import scipy now raises ImportError
+    with pytest.raises(DigitnetError, match=r"needs scipy.*pip install 'digitnet\[images\]'"):
+        mnist_like(png("one"))
 
 
 # --------------------------------------------------------------------------- whole pipeline
