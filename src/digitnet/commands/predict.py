@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import CommandError, add_data_option, add_model_argument, load_model, load_test_data
+from .common import (
+    CommandError,
+    add_data_option,
+    add_dataset_option,
+    add_model_argument,
+    load_model,
+    load_test_data,
+)
 
 NAME = "predict"
 
@@ -25,11 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE",
                    help="image files of handwritten digits (any size; prepared like MNIST)")
     p.add_argument("--index", type=int, action="append", default=None, metavar="N",
-                   help="index of an MNIST test image among those of the model's digits (repeatable)")
+                   help="index of a test image among those of the model's classes (repeatable), from the "
+                        "dataset the model was trained on (or --dataset)")
     p.add_argument("--kaggle", metavar="CSV", default=None,
                    help="Kaggle digit-recognizer test.csv to predict (needs --out)")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="with --kaggle: the ImageId,Label submission file to write")
+    add_dataset_option(p)
     add_data_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -43,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
                            + (f" (got {', '.join(chosen)})" if chosen else ""))
     if args.out is not None and args.kaggle is None:
         raise CommandError("--out is only used with --kaggle")
+    if args.dataset is not None and args.index is None:
+        raise CommandError("--dataset chooses the test images of --index N")
     clf = load_model(args.model)
     if args.index is not None:
         return predict_indices(clf, args)
@@ -52,31 +63,38 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_prediction(title: str, digit: int, classes: Sequence[int], probabilities: Sequence[float],
-                     note: str = "") -> None:
-    """One prediction for people: ``TITLE: predicted D (NOTE)``, then a bar per class."""
-    print(f"{title}: predicted {digit}" + (f" ({note})" if note else ""))
-    for c, p in zip(classes, probabilities, strict=True):
-        print(f"  {c}: {p:.4f} {'#' * round(p * 40)}")
+                     note: str = "", names: Sequence[str] | None = None) -> None:
+    """One prediction for people: ``TITLE: predicted D (NOTE)``, then a bar per class; with
+    ``names`` (one per class), each class is shown by its name ("predicted 1 Trouser")."""
+    names = [str(c) for c in classes] if names is None else list(names)
+    shown = [n if n == str(c) else f"{c} {n}" for c, n in zip(classes, names, strict=True)]
+    width = max(len(t) for t in shown)
+    print(f"{title}: predicted {shown[list(classes).index(digit)]}" + (f" ({note})" if note else ""))
+    for t, p in zip(shown, probabilities, strict=True):
+        print(f"  {t + ':':<{width + 1}} {p:.4f} {'#' * round(p * 40)}")
 
 
 def predict_indices(clf, args: argparse.Namespace) -> int:
     """``predict MODEL --index N``: the N-th MNIST test image of the digits the model knows."""
-    x_all, y_all = load_test_data(clf, args.data)
+    x_all, y_all = load_test_data(clf, args.data, args.dataset)
     n = len(x_all)
-    which = "" if sorted(clf.classes) == list(range(10)) else f" of digits {','.join(map(str, clf.classes))}"
+    which = "" if sorted(clf.classes) == list(range(10)) else f" of classes {','.join(map(str, clf.classes))}"
     for i in args.index:
         if not 0 <= i < n:
             raise CommandError(f"--index {i} is out of range: the test set has {n} images{which} (0-{n - 1})")
     digits, probs = clf.predict_with_proba(x_all[args.index])
-    results = [{"index": i, "digit": int(dg), "label": int(y_all[i]),
+    names = dict(zip(clf.classes, clf.class_names, strict=True))
+    results = [{"index": i, "digit": int(dg), "name": names[int(dg)], "label": int(y_all[i]),
                 "probabilities": [round(float(p), 6) for p in row]}
                for i, dg, row in zip(args.index, digits, probs, strict=True)]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0]))
         return 0
     for r in results:
-        mark = "correct" if r["digit"] == r["label"] else f"wrong, true label {r['label']}"
-        print_prediction(f"test image {r['index']}{which}", r["digit"], clf.classes, r["probabilities"], mark)
+        true = r["label"] if names[r["label"]] == str(r["label"]) else f"{r['label']} {names[r['label']]}"
+        mark = "correct" if r["digit"] == r["label"] else f"wrong, true label {true}"
+        print_prediction(f"test image {r['index']}{which}", r["digit"], clf.classes, r["probabilities"], mark,
+                         clf.class_names)
     return 0
 
 
@@ -106,10 +124,12 @@ def predict_images(clf, args: argparse.Namespace) -> int:
             continue
         labels, probs = clf.predict_with_proba(pixels)
         digit, probs = int(labels[0]), probs[0]
-        result = {"file": name, "digit": digit, "probabilities": [round(float(p), 6) for p in probs]}
+        class_name = clf.class_names[list(clf.classes).index(digit)]
+        result = {"file": name, "digit": digit, "name": class_name,
+                  "probabilities": [round(float(p), 6) for p in probs]}
         results.append(result)
         if not args.json:
-            print_prediction(name, digit, clf.classes, result["probabilities"])
+            print_prediction(name, digit, clf.classes, result["probabilities"], names=clf.class_names)
     if args.json and not (len(results) == 1 and failed):
         print(json.dumps(results if len(results) > 1 else results[0]))
     return 1 if failed else 0
