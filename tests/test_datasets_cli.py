@@ -22,8 +22,9 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fashion_run(tiny, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "fashion"
-    code = main(["train", "--dataset", "fashion-mnist", "--data", str(tiny), "--out", str(run), "--hidden", "32",
-                 "--epochs", "5", "--valid-size", "50", "--batch-size", "25", "--lr", "0.01", "--no-progress"])
+    code = main(["train", "--dataset", "fashion-mnist", "--data", str(tiny), "--out", str(run),
+                 "--hidden", "32", "--epochs", "5", "--valid-size", "50", "--batch-size", "25",
+                 "--lr", "0.01", "--no-progress"])
     assert code == 0
     return run
 

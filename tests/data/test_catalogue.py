@@ -28,8 +28,8 @@ from digitnet.data.sources import (
     file_problem,
     http_download,
 )
-from digitnet.spec import DATASETS, RunSpec
 from digitnet.errors import SpecError
+from digitnet.spec import DATASETS, RunSpec
 from tests.data.test_sources import isolated, local_server  # noqa: F401  (fixtures)
 
 FASHION = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fashion-mnist"
