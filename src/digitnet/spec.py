@@ -497,12 +497,11 @@ def load_spec(path: str | Path) -> tuple[RunSpec, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- building
-class Built(NamedTuple):
-    """What :func:`build` makes: an untrained network, its loss and its optimiser."""
-
-    model: Sequential
-    loss: Loss
-    optimizer: Optimizer
+#: What :func:`build` makes: an untrained network, its loss and its optimiser; it unpacks as
+#: ``model, loss, optimizer = build(...)``. (The functional form keeps the field types real
+#: classes rather than strings, so documentation tools can resolve them.)
+Built = NamedTuple("Built", [("model", Sequential), ("loss", Loss), ("optimizer", Optimizer)])  # noqa: UP014
+Built.__doc__ = "What :func:`build` makes: an untrained network, its loss and its optimiser."
 
 
 def layer_configs(spec: RunSpec, n_features: int, n_outputs: int, loss: Loss) -> list[dict[str, Any]]:
