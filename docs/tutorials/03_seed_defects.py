@@ -79,9 +79,9 @@ for layer, fan_in in (("first (784 -> 16)", 784), ("second (16 -> 16)", 16), ("o
     print(f"{layer:<18} fan-in {fan_in:>3}: step = lr x {n01 / fan_in:,.0f}")
 
 # %% [markdown]
-# With its 12,665 training zeros and ones, the first layer moves 16 times the learning rate
-# and the other two 792 times: that is why the seed's learning rate is the odd 0.0005. Its
-# loss has a second defect, the log of a probability that can be exactly 1:
+# With MNIST's training zeros and ones, the first layer moves 16 times the learning rate and
+# the other two 792 times: that is why the seed's learning rate is the odd 0.0005. Its loss
+# has a second defect, the log of a probability that can be exactly 1:
 
 # %%
 confident = np.array([[1.0]], dtype=np.float32)  # a sigmoid output that rounded to exactly 1
@@ -113,7 +113,7 @@ ax.set_title("The derivative seed 001 back-propagates")
 plt.show()
 
 # %% [markdown]
-# Its larger defect is in the data: training images are min-max scaled (with statistics per
+# Its other defect is in the data: training images are min-max scaled (with statistics per
 # position in the batch), but the test images go into the network as raw 0-255 values. A
 # sigmoid network trained on inputs in [0, 1] and then shown inputs 255 times larger:
 
@@ -125,6 +125,15 @@ unscaled = accuracy(model, x_test.astype(np.float32), y_test)
 rescaled = accuracy(model, x_test / np.float32(255), y_test)  # what the min-max statistics amount to
 measured["seed-001"] = (unscaled, rescaled)
 print(f"test accuracy with the test images as 0-255: {unscaled:.4f}; scaled to [0, 1]: {rescaled:.4f}")
+for title, inputs in (("as 0-255", x_test.astype(np.float32)), ("scaled", x_test / np.float32(255))):
+    hidden = model.activations(inputs[:1000])[1]  # the hidden sigmoid layer's outputs
+    print(f"hidden units saturated (below 0.01 or above 0.99), test images {title}: "
+          f"{np.mean((hidden < 0.01) | (hidden > 0.99)):.0%}")
+
+# %% [markdown]
+# It costs less accuracy than one would think: most hidden units saturate, but a saturated
+# sigmoid still says on which side of its boundary the input lies, and that is much of what
+# the next layer reads. What is lost is everything in between, the network's confidence.
 
 # %% [markdown]
 # ## seed-002: a softmax that overflows, and one bias gradient for all
@@ -139,7 +148,9 @@ print("stable (z - max(z)):         ", SoftmaxCrossEntropy().forward(logits, np.
 
 # %% [markdown]
 # Its affine layers also sum the bias gradient over all units into one number, so every
-# bias of a layer moves by the same amount and the biases never learn anything per unit:
+# bias of a layer moves by the same amount and the biases never learn anything per unit.
+# Before a softmax it is worse: the gradients $p - y$ sum to zero over the classes, so that
+# one number is always 0 and the output layer's biases never move at all:
 
 # %%
 layer = ScalarBiasLinear(784, 10, rng=np.random.default_rng(0))
