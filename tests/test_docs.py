@@ -56,12 +56,13 @@ def test_tutorial_executes(path, tmp_path, monkeypatch):
         env["DIGITNET_DATA"] = str(root)
     tutorial = build.run_tutorial(path, env=env, cwd=tmp_path)
     page = build.render_tutorial(tutorial, tmp_path / "site")
-    outputs = [o for cell in tutorial.notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    cells = [cell for cell in tutorial.notebook.cells if cell.cell_type == "code"]
+    outputs = [o for cell in cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert figures, f"{path.name} shows no figure"
     assert page.read_text().count("data:image/png;base64") >= len(figures)
-    assert tutorial.seconds < 120, f"{path.name} took {tutorial.seconds:.0f} s on small data"
+    assert tutorial.seconds < 240, f"{path.name} took {tutorial.seconds:.0f} s on small data"
 
 
 def test_api_reference_builds_without_warnings(tmp_path):

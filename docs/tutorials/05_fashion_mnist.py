@@ -71,9 +71,9 @@ ratio = (1 - scores["fashion-mnist"]) / (1 - scores["mnist"])
 print(f"Fashion-MNIST test errors: {ratio:.1f} times as many as MNIST's")
 
 # %% [markdown]
-# The same network gets several times as many test images wrong on Fashion-MNIST, and the
-# gap between its training and validation accuracy is wider: more epochs of the same network
-# buy less. Its training curves:
+# The same network gets far more test images wrong on Fashion-MNIST, and the gap between its
+# training and validation accuracy is wider: more epochs of the same network buy less. Its
+# training curves:
 
 # %%
 display(Image(plots.plot_history(models["fashion-mnist"].history_.to_dict(),

@@ -76,9 +76,14 @@ def print_prediction(title: str, digit: int, classes: Sequence[int], probabiliti
 
 def predict_indices(clf, args: argparse.Namespace) -> int:
     """``predict MODEL --index N``: the N-th MNIST test image of the digits the model knows."""
+    from ..data.datasets import dataset_info
+
     x_all, y_all = load_test_data(clf, args.data, args.dataset)
     n = len(x_all)
-    which = "" if sorted(clf.classes) == list(range(10)) else f" of classes {','.join(map(str, clf.classes))}"
+    info = dataset_info(args.dataset or clf.dataset)
+    kinds = "digits" if info.noun == "digit" else "classes"
+    which = "" if sorted(clf.classes) == list(range(info.n_classes)) else \
+        f" of {kinds} {','.join(map(str, clf.classes))}"
     for i in args.index:
         if not 0 <= i < n:
             raise CommandError(f"--index {i} is out of range: the test set has {n} images{which} (0-{n - 1})")

@@ -360,9 +360,9 @@ def _locate(info: DatasetInfo, data_dir: str | Path | None, fetch: bool, progres
             missing = [info.files[r] for r in ROLES if r not in find_idx_files(path, info)]
             what = ("does not exist" if not path.is_dir()
                     else "is missing " + ", ".join(f"{m}[.gz]" for m in missing))
-            hint = (f"Point {origin} at a directory that holds the four IDX files (any names that say "
-                    "train or t10k/test and images or labels will do), or leave it unset to use the "
-                    "cache, which fetches them.")
+            hint = (f"it must hold the four IDX files {', '.join(info.files.values())} (raw or .gz; any "
+                    f"names that say train or t10k/test and images or labels will do). Point {origin} at "
+                    "a directory that does, or leave it unset to use the cache, which fetches them.")
             raise DataNotFoundError(f"{origin} {path} {what} ({info.title}); {hint}")
         sources = dataset_sources(info)
     directory, origin = locate_mnist(fetch=fetch, progress=progress, sources=sources, what=info.title)

@@ -54,15 +54,18 @@ def pca_figure_html(proj: Projection, labels: np.ndarray, predicted: np.ndarray,
     (``names``: label -> class name; ``title``: the dataset, for the hover text)."""
     import plotly.graph_objects as go
 
-    def name(c: int) -> str:
-        return f"digit {c}" if names is None else (names.get(int(c)) or str(c))
+    def label(c: int) -> str:
+        return str(c) if names is None else (names.get(int(c)) or str(c))
+
+    def name(c: int) -> str:  # "digit 3" for digits, the class name otherwise ("Trouser")
+        return f"digit {c}" if label(c) == str(c) else label(c)
 
     fig = go.Figure()
     for c in classes:
         mask = labels == c
         if not mask.any():
             continue
-        text = [f"{title} test image {i}: {name(c)}, predicted {name(p)}"
+        text = [f"{title} test image {i}: {name(c)}, predicted {label(p)}"
                 for i, p in zip(indices[mask], predicted[mask], strict=True)]
         fig.add_trace(go.Scatter3d(
             x=np.round(proj.coords[mask, 0], 4), y=np.round(proj.coords[mask, 1], 4),
