@@ -58,8 +58,8 @@ print("the test set labels it", data.y_test[0], "(the network never trained on i
 ink = PILImage.fromarray(255 - digit).resize((168, 168), PILImage.BICUBIC)
 paper = PILImage.new("L", (300, 400), 255)
 paper.paste(ink, (110, 190))
-noise = np.random.default_rng(0).normal(0, 6, (400, 300))
-shade = np.linspace(-15, 15, 300)[None, :]
+noise = np.random.default_rng(0).normal(0, 2, (400, 300))
+shade = np.linspace(-6, 6, 300)[None, :]
 photo = np.clip(np.asarray(paper, dtype=np.float64) * 0.88 + noise + shade, 0, 255).astype(np.uint8)
 png = io.BytesIO()
 PILImage.fromarray(photo).save(png, format="PNG")
@@ -88,6 +88,11 @@ prepared = mnist_like(photo)  # the four steps in one call (it also takes PNG or
 assert np.array_equal(prepared, np.clip(np.rint(steps[-1][1]), 0, 255).astype(np.uint8))
 
 # %% [markdown]
+# `ink_image` counts as ink anything at least a tenth as strong as the darkest stroke, after
+# taking away the paper's level (the median of the border). That is why the paper here is
+# only slightly uneven: a photo with a heavy shadow or speckles that strong keeps them as
+# "ink", and the crop then keeps the whole picture. Crop such a photo to the digit first.
+#
 # What difference does it make? The same photo shrunk straight to 28x28, without any of
 # the steps, against the prepared one:
 
