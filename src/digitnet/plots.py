@@ -306,6 +306,7 @@ def plot_class_samples(images: Any, labels: Sequence[int], classes: Sequence[int
     if k == 0:
         raise ValueError("no classes to show")
     per_class = max(1, min(per_class, max(int(np.count_nonzero(labels == c)) for c in classes)))
+    wide = names is not None and any(len(names.get(int(c), str(c))) > 3 for c in classes)  # "Ankle boot"
     with _style():
         fig = _figure(0.85 * per_class + 0.9, 0.85 * k + 0.7)
         fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
@@ -318,7 +319,7 @@ def plot_class_samples(images: Any, labels: Sequence[int], classes: Sequence[int
                 if col < len(idx):
                     ax.imshow(imgs[idx[col]], cmap=IMAGE_CMAP, interpolation="nearest")
             text = str(c) if names is None else names.get(int(c), str(c))
-            axes[r, 0].set_ylabel(text, rotation=0, fontsize=13 if len(text) < 4 else 9, fontweight="bold",
+            axes[r, 0].set_ylabel(text, rotation=0, fontsize=9 if wide else 13, fontweight="bold",
                                   color=DIGIT_COLORS[int(c) % 10], labelpad=12, va="center", ha="right")
         fig.suptitle(title)
         return _finish(fig, path)

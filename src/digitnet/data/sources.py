@@ -21,7 +21,10 @@ into the cache, and each write is atomic, so the cache never holds a bad or part
 
 The sources take their file table, mirrors or checksum, and transport (``get``, ``download``)
 as arguments, so a dataset with the same layout but other files builds its own list, and so
-do the tests; ``locate_mnist(sources=...)`` walks any list.
+do the tests; ``locate_mnist(sources=...)`` walks any list. The dataset catalogue
+(:mod:`digitnet.data.datasets`) does that for the rest of the MNIST family, whose files may be
+checked by the MD5 of the ``.gz`` files their maintainers distribute (``md5-gz:`` in the file
+table), and may come in one zip archive verified as a whole (:class:`ZipArchive`, EMNIST).
 """
 
 from __future__ import annotations
