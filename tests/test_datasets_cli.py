@@ -90,7 +90,7 @@ def test_web_page_follows_the_dataset(fashion_run):
 
     client = TestClient(create_app(Classifier.load(fashion_run / "model.npz")))
     page = client.get("/").text
-    assert "<h1>Draw a fashion item</h1>" in page and "trained on Fashion-MNIST" in page
+    assert "<h1>Draw a fashion item</h1>" in page and "NumPy, trained on Fashion-MNIST, read it" in page
     assert "<title>digitnet - draw a fashion item</title>" in page
     model = client.get("/api/model").json()
     assert model["dataset"]["title"] == "Fashion-MNIST" and model["class_names"][8] == "Bag"

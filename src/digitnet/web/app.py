@@ -120,11 +120,11 @@ def render_page(classifier: Classifier) -> str:
     ds = dataset_heading(classifier.dataset)
     heading, noun = html.escape(ds["heading"]), html.escape(ds["noun"])
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    trained = "" if ds["name"] == "mnist" else f" trained on {html.escape(ds['title'])}"
+    trained = "" if ds["name"] == "mnist" else f", trained on {html.escape(ds['title'])},"
     return (page.replace("<title>digitnet - draw a digit</title>", f"<title>digitnet - {heading[0].lower()}"
                                                                     f"{heading[1:]}</title>")
                 .replace("<h1>Draw a digit</h1>", f"<h1>{heading}</h1>")
-                .replace("read it\n", f"read it{trained}\n")
+                .replace("NumPy read it\n", f"NumPy{trained} read it\n")
                 .replace("draw one digit, 0 to 9", f"draw one {noun}"))
 
 

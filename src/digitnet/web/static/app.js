@@ -160,6 +160,9 @@ function send() {
 // ---------------------------------------------------------------- showing the answer
 function buildBars() {
   barsEl.textContent = "";
+  const named = classNames.some((n) => n.length > 2);  // "Trouser" rather than "7"
+  barsEl.classList.toggle("named", named);
+  digitEl.classList.toggle("named", named);
   classes.forEach((c, i) => {
     const li = document.createElement("li");
     li.dataset.cls = c;
