@@ -268,10 +268,12 @@ def plot_digit_grid(images: Any, titles: Sequence[str], path: str | Path | None 
 def mistake_title(true: int, predicted: int, confidence: float,
                   names: Mapping[int, str] | None = None) -> str:
     """``"true 7 / predicted 1 (0.93)"``: a misclassified image's caption; with ``names``
-    (label -> class name), the names: ``"true Shirt / predicted T-shirt/top (0.93)"``."""
+    (label -> class name), the names, on two lines when any name is a word:
+    ``"true Shirt\npredicted T-shirt/top (0.93)"``."""
     def name(label: int) -> str:
         return str(int(label)) if names is None else names.get(int(label), str(int(label)))
-    return f"true {name(true)} / predicted {name(predicted)} ({float(confidence):.2f})"
+    sep = "\n" if names is not None and any(len(n) > 2 for n in names.values()) else " / "
+    return f"true {name(true)}{sep}predicted {name(predicted)} ({float(confidence):.2f})"
 
 
 def plot_confident_mistakes(images: Any, y_true: Sequence[int], y_pred: Sequence[int],
