@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,6 @@ class DatasetInfo:
     noun: str = "digit"
     transposed: bool = False
     label_offset: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:
