@@ -78,7 +78,7 @@ def test_every_setting_has_a_check_a_help_text_and_a_unique_name():
     ({"activation": "swish"}, "model.activation: expected one of"),
     ({"optimizer": "rmsprop"}, "training.optimizer: expected one of adam"),
     ({"digits": (3, 3)}, "data.digits: values must be distinct"),
-    ({"digits": (3, 12)}, "data.digits: must be between 0 and 9"),
+    ({"digits": (3, 12)}, "data.digits: mnist has the classes 0..9, got [3, 12]"),
     ({"valid_size": 1.5}, "data.valid_size: must be < 1"),
     ({"seed": True}, "training.seed: expected a whole number"),
     ({"loss": "bce"}, "training.loss: binary cross-entropy needs exactly 2 classes, got 10"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,9 +220,9 @@ def sweep_file(tmp_path: Path, search: str, extra: str) -> Path:
     return path
 
 
-def start_digitnet(args: list[str], env: dict) -> subprocess.Popen:
+def start_digitnet(args: list[str], env: dict, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "digitnet", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=stderr, text=True, start_new_session=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
@@ -265,15 +267,19 @@ def check_finished_sweep(out: Path, stdout: str) -> dict:
 def test_a_local_sweep_resumes_after_ctrl_c_and_records_a_failed_trial(tiny, tmp_path, ray_env):
     spec = sweep_file(tmp_path, "grid", "")
     out = tmp_path / "sweep"
-    proc = start_digitnet(["sweep", str(spec), "--data", str(tiny), "--out", str(out)], ray_env)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        proc = start_digitnet(["sweep", str(spec), "--data", str(tiny), "--out", str(out)], ray_env, err)
     deadline = time.monotonic() + 180
-    trials = out / "trials"
-    while not (trials.is_dir() and any(not p.name.endswith(".partial") for p in trials.iterdir())):
-        assert proc.poll() is None, proc.communicate()
+    # a trial counts as done once Ray Tune has its last result (the progress line says so), which
+    # is a moment after its run directory is complete
+    while not re.search(r"^sweep: [1-9]\d*/4 done", log.read_text(), re.M):
+        assert proc.poll() is None, (proc.communicate(), log.read_text())
         assert time.monotonic() < deadline, "no trial finished"
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)  # Ctrl-C: Ray Tune stops the trials and saves its state
-    code, stdout, stderr = finish(proc)
+    code, stdout, _ = finish(proc)
+    stderr = log.read_text()
     assert code == 130, stderr
     assert f"resume with: digitnet sweep --resume {out}" in stderr
     first = json.loads((out / "sweep.json").read_text())

@@ -69,6 +69,25 @@ class Classifier:
         return self.model.input_size
 
     @property
+    def class_names(self) -> list[str]:
+        """A name for each of ``classes`` ("Trouser" for Fashion-MNIST's 1): the model file's
+        ``class_names``, else the labels as text."""
+        names = self.metadata.get("class_names")
+        if isinstance(names, list) and len(names) == len(self.classes) \
+                and all(isinstance(n, str) for n in names):
+            return list(names)
+        return [str(c) for c in self.classes]
+
+    @property
+    def dataset(self) -> str:
+        """The catalogue name of the dataset the model was trained on (``"mnist"`` if the file
+        does not say)."""
+        spec = self.metadata.get("spec")
+        data = spec.get("data") if isinstance(spec, dict) else None
+        name = data.get("dataset") if isinstance(data, dict) else None
+        return name if isinstance(name, str) else "mnist"
+
+    @property
     def spec(self) -> RunSpec | None:
         """The run spec that trained this model, when the file records one."""
         d = self.metadata.get("spec")
@@ -283,7 +302,7 @@ def train_classifier(spec: RunSpec, data: PreparedData, *, start: Classifier | N
     augment = Augmenter.from_config(spec.data.augment) if spec.data.augment else None
     if start is None:
         clf = Classifier(built.model, built.loss, data.normalizer, list(data.classes),
-                         {"spec": spec.to_dict()})
+                         {"spec": spec.to_dict(), "class_names": list(data.class_names)})
     else:
         if _shape_of(start.model) != _shape_of(built.model):
             raise SpecError("model: the settings describe another network than the one being continued "

@@ -52,7 +52,7 @@ class RunResult:
 def load_data(spec: RunSpec, data_dir: str | Path | None = None, *, fetch: bool = True,
               log: Log = print) -> PreparedData:
     """The dataset of ``spec.data`` read, split, digit-selected and ready to scale."""
-    raw = read_format(spec.data.format, data_dir, fetch=fetch, log=log)
+    raw = read_format(spec.data.format, data_dir, dataset=spec.data.dataset, fetch=fetch, log=log)
     source = {**raw.source, "note": raw.note, "data_dir": str(data_dir) if data_dir else None}
     return prepare(spec.data, raw.parts, seed=spec.training.seed, source=source)
 
@@ -63,7 +63,7 @@ def test_report(clf: Classifier, data: PreparedData) -> dict[str, Any] | None:
         return None
     predicted = evaluate_split(clf, data.x_test, data.y_test, data.eval_scale)
     return classification_report(data.y_test, predicted, num_classes=len(data.classes),
-                                  class_names=[str(c) for c in data.classes])
+                                  class_names=data.class_names)
 
 
 def run_training(spec: RunSpec, *, out: str | Path | None = None, data_dir: str | Path | None = None,
@@ -107,7 +107,8 @@ def run_training(spec: RunSpec, *, out: str | Path | None = None, data_dir: str 
         "epochs": len(history.epoch),
         "best_epoch": history.best_epoch,
         "dataset": {**data.source, "n_train_used": len(data.x_train), "n_valid": len(data.x_valid),
-                    "n_test_used": len(data.x_test), "classes": data.classes},
+                    "n_test_used": len(data.x_test), "classes": data.classes,
+                    "class_names": data.class_names},
         "history": history.to_dict(),
         "test": report,
         "model": {"parameters": clf.model.num_parameters,

@@ -62,18 +62,26 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray,
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """Human-readable text of :func:`classification_report`: accuracy, matrix, per-class scores."""
+    """Human-readable text of :func:`classification_report`: accuracy, matrix, per-class scores.
+
+    Short class names ("7") head the matrix's columns; longer ones ("T-shirt/top") label its
+    rows with their position, which then heads the columns."""
     cm = np.asarray(report["confusion_matrix"])
     names = list(report["per_class"])
     width = max(5, len(str(cm.max())) + 1)
+    short = all(len(n) < width for n in names)
+    rows = names if short else [f"{i} {n}" for i, n in enumerate(names)]
+    columns = names if short else [str(i) for i in range(len(names))]
+    label = max(5, *(len(r) for r in rows))
+    align = ">" if short else "<"
     lines = [f"accuracy: {report['accuracy']:.4f}  ({int(np.trace(cm))}/{int(cm.sum())})", "",
              "confusion matrix (rows: true, columns: predicted)",
-             "      " + "".join(f"{n:>{width}}" for n in names)]
-    for name, row in zip(names, cm, strict=True):
-        lines.append(f"{name:>5} " + "".join(f"{v:>{width}}" for v in row))
-    lines += ["", f"{'class':>5} {'precision':>10} {'recall':>8} {'f1':>8} {'support':>8}"]
-    for name, s in report["per_class"].items():
-        lines.append(f"{name:>5} {s['precision']:>10.4f} {s['recall']:>8.4f} {s['f1']:>8.4f} "
+             " " * (label + 1) + "".join(f"{n:>{width}}" for n in columns)]
+    for name, row in zip(rows, cm, strict=True):
+        lines.append(f"{name:{align}{label}} " + "".join(f"{v:>{width}}" for v in row))
+    lines += ["", f"{'class':{align}{label}} {'precision':>10} {'recall':>8} {'f1':>8} {'support':>8}"]
+    for name, s in zip(rows, report["per_class"].values(), strict=True):
+        lines.append(f"{name:{align}{label}} {s['precision']:>10.4f} {s['recall']:>8.4f} {s['f1']:>8.4f} "
                      f"{s['support']:>8}")
-    lines.append(f"{'macro':>5} {'':>10} {'':>8} {report['macro_f1']:>8.4f}")
+    lines.append(f"{'macro':{align}{label}} {'':>10} {'':>8} {report['macro_f1']:>8.4f}")
     return "\n".join(lines)

@@ -179,9 +179,20 @@ def _span(*arrays: np.ndarray) -> float:
     return float(values.max() - values.min()) if values.size else 0.0
 
 
+def _class_ticks(ax: Any, axis: str, names: Sequence[str]) -> None:
+    """Class names as ticks; names longer than a few letters ("T-shirt/top") slanted on x."""
+    if axis == "x":
+        slant = max((len(n) for n in names), default=0) > 3
+        ax.set_xticks(range(len(names)), names, rotation=35 if slant else 0,
+                      ha="right" if slant else "center")
+    else:
+        ax.set_yticks(range(len(names)), names)
+
+
 def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | Path | None = None, *,
-                          title: str = "Confusion matrix (test set)") -> bytes:
-    """Annotated heatmap of a ``(k, k)`` confusion matrix (rows true, columns predicted).
+                          title: str = "Confusion matrix (test set)", kind: str = "digit") -> bytes:
+    """Annotated heatmap of a ``(k, k)`` confusion matrix (rows true, columns predicted);
+    ``kind`` is what a class is, for the axis labels ("digit", "fashion item").
 
     Cells are coloured by the fraction of their true class (a power scale, so that small
     error rates still show) and labelled with counts. PNG of ``W x H`` pixels with
@@ -206,10 +217,10 @@ def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | Path 
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=font,
                         color="white" if dark else PALETTE["text"],
                         fontweight="bold" if i == j else "normal")
-        ax.set_xticks(range(k), class_names)
-        ax.set_yticks(range(k), class_names)
-        ax.set_xlabel("predicted digit")
-        ax.set_ylabel("true digit")
+        _class_ticks(ax, "x", class_names)
+        _class_ticks(ax, "y", class_names)
+        ax.set_xlabel(f"predicted {kind}")
+        ax.set_ylabel(f"true {kind}")
         ax.tick_params(length=0)
         for spine in ax.spines.values():
             spine.set_visible(False)
@@ -218,7 +229,7 @@ def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | Path 
         ax.set_title(f"{correct:,} of {total:,} correct ({100 * correct / max(total, 1):.2f}%)",
                      fontsize=10)
         bar = fig.colorbar(image, ax=ax, shrink=0.85)
-        bar.set_label("fraction of the true digit's images")
+        bar.set_label(f"fraction of the true {kind}'s images")
         fig.suptitle(title)
         return _finish(fig, path)
 
@@ -254,29 +265,38 @@ def plot_digit_grid(images: Any, titles: Sequence[str], path: str | Path | None 
         return _finish(fig, path)
 
 
-def mistake_title(true: int, predicted: int, confidence: float) -> str:
-    """``"true 7 / predicted 1 (0.93)"``: a misclassified digit's caption."""
-    return f"true {int(true)} / predicted {int(predicted)} ({float(confidence):.2f})"
+def mistake_title(true: int, predicted: int, confidence: float,
+                  names: Mapping[int, str] | None = None) -> str:
+    """``"true 7 / predicted 1 (0.93)"``: a misclassified image's caption; with ``names``
+    (label -> class name), the names, on two lines when any name is a word:
+    ``"true Shirt\npredicted T-shirt/top (0.93)"``."""
+    def name(label: int) -> str:
+        return str(int(label)) if names is None else names.get(int(label), str(int(label)))
+    sep = "\n" if names is not None and any(len(n) > 2 for n in names.values()) else " / "
+    return f"true {name(true)}{sep}predicted {name(predicted)} ({float(confidence):.2f})"
 
 
 def plot_confident_mistakes(images: Any, y_true: Sequence[int], y_pred: Sequence[int],
                             confidence: Sequence[float], path: str | Path | None = None, *,
-                            columns: int = 5,
-                            title: str = "Most confidently wrong test digits") -> bytes:
-    """Misclassified digits titled ``"true 7 / predicted 1 (0.93)"``, in the given order.
+                            columns: int = 5, title: str = "Most confidently wrong test digits",
+                            names: Mapping[int, str] | None = None) -> bytes:
+    """Misclassified images titled ``"true 7 / predicted 1 (0.93)"``, in the given order.
 
-    ``images`` (m, 784); ``y_true``, ``y_pred`` (m,) digit labels; ``confidence`` (m,)
-    the probability the model gave its (wrong) prediction. Size as :func:`plot_digit_grid`.
+    ``images`` (m, 784); ``y_true``, ``y_pred`` (m,) class labels; ``confidence`` (m,)
+    the probability the model gave its (wrong) prediction; ``names`` label -> class name
+    for the titles. Size as :func:`plot_digit_grid`.
     """
-    titles = [mistake_title(t, p, c) for t, p, c in zip(y_true, y_pred, confidence, strict=True)]
+    titles = [mistake_title(t, p, c, names) for t, p, c in zip(y_true, y_pred, confidence, strict=True)]
     return plot_digit_grid(images, titles, path, columns=columns, title=title,
-                           empty_message="no test digit was misclassified")
+                           empty_message="no test image was misclassified")
 
 
 def plot_class_samples(images: Any, labels: Sequence[int], classes: Sequence[int],
                        path: str | Path | None = None, *, per_class: int = 10,
-                       title: str = "Sample test digits per class") -> bytes:
-    """One row per class: its first ``per_class`` images from ``images`` (n, 784).
+                       title: str = "Sample test digits per class",
+                       names: Mapping[int, str] | None = None) -> bytes:
+    """One row per class: its first ``per_class`` images from ``images`` (n, 784), labelled
+    by the class (its name from ``names``, label -> name, when given).
 
     With ``c = min(per_class, most images of any class)`` columns, a PNG of
     ``100 * (0.85 * c + 0.9)`` by ``100 * (0.85 * len(classes) + 0.7)`` pixels (940 x 920
@@ -288,6 +308,7 @@ def plot_class_samples(images: Any, labels: Sequence[int], classes: Sequence[int
     if k == 0:
         raise ValueError("no classes to show")
     per_class = max(1, min(per_class, max(int(np.count_nonzero(labels == c)) for c in classes)))
+    wide = names is not None and any(len(names.get(int(c), str(c))) > 3 for c in classes)  # "Ankle boot"
     with _style():
         fig = _figure(0.85 * per_class + 0.9, 0.85 * k + 0.7)
         fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
@@ -299,8 +320,9 @@ def plot_class_samples(images: Any, labels: Sequence[int], classes: Sequence[int
                 _blank(ax)
                 if col < len(idx):
                     ax.imshow(imgs[idx[col]], cmap=IMAGE_CMAP, interpolation="nearest")
-            axes[r, 0].set_ylabel(str(c), rotation=0, fontsize=13, fontweight="bold",
-                                  color=DIGIT_COLORS[int(c) % 10], labelpad=12, va="center")
+            text = str(c) if names is None else names.get(int(c), str(c))
+            axes[r, 0].set_ylabel(text, rotation=0, fontsize=9 if wide else 13, fontweight="bold",
+                                  color=DIGIT_COLORS[int(c) % 10], labelpad=12, va="center", ha="right")
         fig.suptitle(title)
         return _finish(fig, path)
 
@@ -338,7 +360,8 @@ def plot_first_layer_weights(weights: Any, path: str | Path | None = None, *, n_
 
 def plot_precision_recall(precision: Sequence[float], recall: Sequence[float],
                           class_names: Sequence[str], path: str | Path | None = None, *,
-                          title: str = "Precision and recall per class (test set)") -> bytes:
+                          title: str = "Precision and recall per class (test set)",
+                          kind: str = "digit") -> bytes:
     """Grouped bars of per-class precision and recall, each labelled with its value.
 
     The value axis starts just below the lowest bar so that differences between
@@ -361,8 +384,8 @@ def plot_precision_recall(precision: Sequence[float], recall: Sequence[float],
                                             (width / 2, r, "recall", PALETTE["valid"])):
             bars = ax.bar(x + offset, values - bottom, width, bottom=bottom, color=color, label=name)
             ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], rotation=90, padding=2, fontsize=7.5)
-        ax.set_xticks(x, class_names)
-        ax.set_xlabel("digit")
+        _class_ticks(ax, "x", class_names)
+        ax.set_xlabel(kind)
         ax.set_ylabel("score")
         ax.set_ylim(bottom, 1.0 + headroom)
         ax.set_yticks([t for t in ax.get_yticks() if bottom - 1e-9 <= t <= 1.0 + 1e-9])

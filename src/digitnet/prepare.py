@@ -30,7 +30,8 @@ class PreparedData:
     each split (empty arrays where there is none), and how to scale them.
 
     ``train_scale`` / ``eval_scale`` scale training / validation and test batches (``None``:
-    already scaled); ``normalizer`` is what the saved model applies to raw 0-255 pixels."""
+    already scaled); ``normalizer`` is what the saved model applies to raw 0-255 pixels;
+    ``class_names`` names each of ``classes`` (the dataset's names, or the labels as text)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -43,6 +44,11 @@ class PreparedData:
     eval_scale: Normalizer | None
     normalizer: Normalizer
     source: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            self.class_names = [str(c) for c in self.classes]
 
     @property
     def n_features(self) -> int:
@@ -147,8 +153,11 @@ def prepare(data: DataSpec, parts: Parts, *, seed: int = 0, source: dict[str, An
     if eval_scale is None:
         x_valid = _scale(eval_method, x_valid, None, data.stat_batch) if len(x_valid) else x_valid
         x_test = _scale(eval_method, x_test, None, data.stat_batch) if len(x_test) else x_test
+    names = (source or {}).get("class_names") or []
+    class_names = [str(names[c]) if 0 <= c < len(names) else str(c) for c in classes]
     return PreparedData(np.ascontiguousarray(x_train), sets["train"][1], x_valid, sets["valid"][1],
-                        x_test, sets["test"][1], classes, train_scale, eval_scale, normalizer, source or {})
+                        x_test, sets["test"][1], classes, train_scale, eval_scale, normalizer, source or {},
+                        class_names)
 
 
 def _indices(x: np.ndarray, y: np.ndarray, classes: list[int], name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import quirks  # noqa: F401  (registers the seeds' components like any other)
 from .data import augment
+from .data.datasets import CATALOGUE
 from .data.scaling import NORMALIZATIONS, Normalizer
 from .errors import SpecError
 from .nn import INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Sequential, UnknownComponentError
@@ -46,8 +47,11 @@ from .nn.optim import Optimizer
 __all__ = ["DataSpec", "ModelSpec", "TrainingSpec", "RunSpec", "Built", "build", "load_spec",
            "FORMATS", "SPLITS", "DATASETS"]
 
-#: Datasets the data catalogue knows, by name (the number of classes and the image size).
-DATASETS: dict[str, dict[str, int]] = {"mnist": {"classes": 10, "features": 784, "train": 60_000}}
+#: Datasets the data catalogue knows, by name (the number of classes, the image size and the
+#: training images), from :data:`digitnet.data.datasets.CATALOGUE`.
+DATASETS: dict[str, dict[str, int]] = {
+    name: {"classes": info.n_classes, "features": 784, "train": info.n_train}
+    for name, info in CATALOGUE.items()}
 #: File formats a dataset can be read from (see :mod:`digitnet.data.catalog`).
 FORMATS = ("idx", "mnist_pkl", "kaggle", "keras", "openml")
 #: How validation (and, for formats without one, test) data are held out.
@@ -245,8 +249,9 @@ class DataSpec(_Table):
                                     "(stratified split only)", flag=False)
     split_seed: int | None = setting(None, optional(integer(0)),
                                      "seed of the split (default: the training seed)", flag=False)
-    digits: tuple[int, ...] | None = setting(None, optional(int_tuple(0, min_len=2, distinct=True, hi=9)),
-                                             "train on these digits only, e.g. 0,1", metavar="DIGITS")
+    digits: tuple[int, ...] | None = setting(None, optional(int_tuple(0, min_len=2, distinct=True)),
+                                             "train on these classes only, by label, e.g. 0,1 (digits 0 "
+                                             "and 1)", metavar="DIGITS")
     normalization: str = setting("unit", one_of(NORMALIZATIONS),
                                  "input scaling (unit: x/255; symmetric: [-1, 1]; unit256, "
                                  "minmax_batched, column_zscore: the seeds' own)")
@@ -441,7 +446,13 @@ class RunSpec:
             if given:
                 raise _fail("model.layers", f"give either layers or {', '.join(given)}, not both "
                                             "(the layer tables say everything)")
-        n_classes = len(d.digits) if d.digits else DATASETS[d.dataset]["classes"]
+        n_known = DATASETS[d.dataset]["classes"]
+        if d.digits and max(d.digits) >= n_known:
+            raise _fail("data.digits", f"{d.dataset} has the classes 0..{n_known - 1}, got {list(d.digits)}")
+        if d.format != "idx" and d.dataset != "mnist":
+            raise _fail("data.format", f"the {d.format} format holds MNIST only; {d.dataset} is read from "
+                                       "its IDX files (format = 'idx')")
+        n_classes = len(d.digits) if d.digits else n_known
         try:
             LOSSES.create({"name": t.loss, **self.component_options("loss")}).outputs_for(n_classes)
         except ValueError as exc:
@@ -511,12 +522,11 @@ def load_spec(path: str | Path) -> tuple[RunSpec, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- building
-class Built(NamedTuple):
-    """What :func:`build` makes: an untrained network, its loss and its optimiser."""
-
-    model: Sequential
-    loss: Loss
-    optimizer: Optimizer
+#: What :func:`build` makes: an untrained network, its loss and its optimiser; it unpacks as
+#: ``model, loss, optimizer = build(...)``. (The functional form keeps the field types real
+#: classes rather than strings, so documentation tools can resolve them.)
+Built = NamedTuple("Built", [("model", Sequential), ("loss", Loss), ("optimizer", Optimizer)])  # noqa: UP014
+Built.__doc__ = "What :func:`build` makes: an untrained network, its loss and its optimiser."
 
 
 def layer_configs(spec: RunSpec, n_features: int, n_outputs: int, loss: Loss) -> list[dict[str, Any]]:

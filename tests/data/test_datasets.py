@@ -61,7 +61,9 @@ def test_load_tiny_dataset(tmp_path: Path) -> None:
         "verified": False,
         "n_train": 8,
         "n_test": 3,
+        "class_names": [str(d) for d in range(10)],
     }
+    assert "unverified" in ds.source
     assert load_mnist(d, verify=False).verified is False
 
 

@@ -66,8 +66,27 @@ def count_or_fraction(text: str) -> int | float:
 
 def add_data_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", default=None,
-                   help="directory with the four MNIST IDX files (default: $DIGITNET_DATA, "
+                   help="directory with the dataset's four IDX files, used as they are and labelled "
+                        "unverified unless they are the catalogue's (default: $DIGITNET_DATA for MNIST, "
                         "then the cache, then download)")
+
+
+def dataset_choice(text: str) -> str:
+    from ..data.datasets import dataset_names
+
+    if text not in dataset_names():
+        known = ", ".join(dataset_names())
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose one of {known}")
+    return text
+
+
+def add_dataset_option(p: argparse.ArgumentParser) -> None:
+    """``--dataset NAME`` for a command that reads a model's test data (default: the model's own)."""
+    from ..data.datasets import dataset_names
+
+    p.add_argument("--dataset", metavar="NAME", type=dataset_choice, default=None,
+                   help=f"dataset whose test images to use: {', '.join(dataset_names())} "
+                        "(default: the one the model was trained on)")
 
 
 def add_model_argument(p: argparse.ArgumentParser) -> None:
@@ -85,13 +104,15 @@ def load_model(text: str) -> Any:
     return Classifier.load(model_path(text))
 
 
-def load_test_data(classifier: Any, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The MNIST test images (n, 784) and labels (n,) of the classes the model knows."""
-    from ..data.datasets import load_mnist, select_digits
+def load_test_data(classifier: Any, data_dir: str | None, dataset: str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The test images (n, 784) and labels (n,) of the classes the model knows, from ``dataset``
+    (default: the model's own)."""
+    from ..data.datasets import load_dataset, select_digits
 
-    ds = load_mnist(data_dir)
+    ds = load_dataset(dataset or classifier.dataset, data_dir)
     x, y = ds.x_test, ds.y_test
-    if sorted(classifier.classes) != list(range(10)):
+    if sorted(classifier.classes) != list(range(len(ds.class_names))):
         x, y = select_digits(x, y, classifier.classes, relabel=False)
     return x, y
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import add_data_option, add_model_argument, load_model, load_test_data, model_path
+from .common import (
+    add_data_option,
+    add_dataset_option,
+    add_model_argument,
+    load_model,
+    load_test_data,
+    model_path,
+)
 
 NAME = "evaluate"
 ROBUSTNESS_FILE, ROBUSTNESS_FIGURE = "robustness.json", "robustness.png"
@@ -18,8 +25,10 @@ ROBUSTNESS_FILE, ROBUSTNESS_FIGURE = "robustness.json", "robustness.png"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help="accuracy, confusion matrix, per-class scores (and robustness) of a model",
-                       description="Evaluate a model on the MNIST test images of the digits it knows.")
+                       description="Evaluate a model on the test images of the classes it knows, from "
+                                   "the dataset it was trained on (or --dataset).")
     add_model_argument(p)
+    add_dataset_option(p)
     add_data_option(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--robustness", action="store_true",
@@ -35,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics import classification_report, format_report
 
     clf = load_model(args.model)
-    x, y = load_test_data(clf, args.data)
+    x, y = load_test_data(clf, args.data, args.dataset)
     classes = np.asarray(clf.classes)
     report = classification_report(np.searchsorted(classes, y), np.searchsorted(classes, clf.predict(x)),
-                                   num_classes=len(classes), class_names=[str(c) for c in classes])
+                                   num_classes=len(classes), class_names=clf.class_names)
     results = None
     if args.robustness:
         from ..robustness import format_table, robustness

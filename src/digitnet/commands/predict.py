@@ -10,7 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import CommandError, add_data_option, add_model_argument, load_model, load_test_data, probability
+from .common import (
+    CommandError,
+    add_data_option,
+    add_dataset_option,
+    add_model_argument,
+    load_model,
+    load_test_data,
+    probability,
+)
 
 NAME = "predict"
 
@@ -25,11 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE",
                    help="image files of handwritten digits (any size; prepared like MNIST)")
     p.add_argument("--index", type=int, action="append", default=None, metavar="N",
-                   help="index of an MNIST test image among those of the model's digits (repeatable)")
+                   help="index of a test image among those of the model's classes (repeatable), from the "
+                        "dataset the model was trained on (or --dataset)")
     p.add_argument("--kaggle", metavar="CSV", default=None,
                    help="Kaggle digit-recognizer test.csv to predict (needs --out)")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="with --kaggle: the ImageId,Label submission file to write")
+    add_dataset_option(p)
     add_data_option(p)
     p.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
                    help="say \"not sure\" instead of a digit when the top probability is below P "
@@ -53,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
                            + (f" (got {', '.join(chosen)})" if chosen else ""))
     if args.out is not None and args.kaggle is None:
         raise CommandError("--out is only used with --kaggle")
+    if args.dataset is not None and args.index is None:
+        raise CommandError("--dataset chooses the test images of --index N")
     clf = load_model(args.model)
     if args.index is not None:
         return predict_indices(clf, args)
@@ -61,37 +73,51 @@ def run(args: argparse.Namespace) -> int:
     return predict_images(clf, args)
 
 
-def print_prediction(title: str, result: dict, classes: Sequence[int], note: str = "") -> None:
+def print_prediction(title: str, result: dict, classes: Sequence[int], note: str = "",
+                     names: Sequence[str] | None = None) -> None:
     """One prediction for people: ``TITLE: predicted D (NOTE)`` (or ``not sure``), then a bar
-    per class."""
+    per class; with ``names`` (one per class), each class is shown by its name ("predicted 1
+    Trouser")."""
+    names = [str(c) for c in classes] if names is None else list(names)
+    shown = [n if n == str(c) else f"{c} {n}" for c, n in zip(classes, names, strict=True)]
+    width = max(len(t) for t in shown)
     probabilities = result["probabilities"]
+    guess = shown[list(classes).index(result["best_guess"])]
     if result["sure"]:
-        print(f"{title}: predicted {result['digit']}" + (f" ({note})" if note else ""))
+        print(f"{title}: predicted {guess}" + (f" ({note})" if note else ""))
     else:
-        print(f"{title}: not sure (best guess {result['best_guess']} at {max(probabilities):.2f})"
+        print(f"{title}: not sure (best guess {guess} at {max(probabilities):.2f})"
               + (f" ({note})" if note else ""))
-    for c, p in zip(classes, probabilities, strict=True):
-        print(f"  {c}: {p:.4f} {'#' * round(p * 40)}")
+    for t, p in zip(shown, probabilities, strict=True):
+        print(f"  {t + ':':<{width + 1}} {p:.4f} {'#' * round(p * 40)}")
 
 
 def predict_indices(clf, args: argparse.Namespace) -> int:
     """``predict MODEL --index N``: the N-th MNIST test image of the digits the model knows."""
-    x_all, y_all = load_test_data(clf, args.data)
+    from ..data.datasets import dataset_info
+
+    x_all, y_all = load_test_data(clf, args.data, args.dataset)
     n = len(x_all)
-    which = "" if sorted(clf.classes) == list(range(10)) else f" of digits {','.join(map(str, clf.classes))}"
+    info = dataset_info(args.dataset or clf.dataset)
+    kinds = "digits" if info.noun == "digit" else "classes"
+    which = "" if sorted(clf.classes) == list(range(info.n_classes)) else \
+        f" of {kinds} {','.join(map(str, clf.classes))}"
     for i in args.index:
         if not 0 <= i < n:
             raise CommandError(f"--index {i} is out of range: the test set has {n} images{which} (0-{n - 1})")
     digits, probs = clf.predict_with_proba(x_all[args.index])
-    results = [{"index": i, **answer(dg, row, args.min_confidence), "label": int(y_all[i]),
+    names = dict(zip(clf.classes, clf.class_names, strict=True))
+    results = [{"index": i, **answer(dg, row, args.min_confidence), "name": names[int(dg)],
+                "label": int(y_all[i]),
                 "probabilities": [round(float(p), 6) for p in row]}
                for i, dg, row in zip(args.index, digits, probs, strict=True)]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0]))
         return 0
     for r in results:
-        mark = "correct" if r["best_guess"] == r["label"] else f"wrong, true label {r['label']}"
-        print_prediction(f"test image {r['index']}{which}", r, clf.classes, mark)
+        true = r["label"] if names[r["label"]] == str(r["label"]) else f"{r['label']} {names[r['label']]}"
+        mark = "correct" if r["best_guess"] == r["label"] else f"wrong, true label {true}"
+        print_prediction(f"test image {r['index']}{which}", r, clf.classes, mark, clf.class_names)
     return 0
 
 
@@ -120,11 +146,12 @@ def predict_images(clf, args: argparse.Namespace) -> int:
             results.append({"file": name, "error": text})
             continue
         labels, probs = clf.predict_with_proba(pixels)
-        result = {"file": name, **answer(labels[0], probs[0], args.min_confidence),
+        class_name = clf.class_names[list(clf.classes).index(int(labels[0]))]
+        result = {"file": name, **answer(labels[0], probs[0], args.min_confidence), "name": class_name,
                   "probabilities": [round(float(p), 6) for p in probs[0]]}
         results.append(result)
         if not args.json:
-            print_prediction(name, result, clf.classes)
+            print_prediction(name, result, clf.classes, names=clf.class_names)
     if args.json and not (len(results) == 1 and failed):
         print(json.dumps(results if len(results) > 1 else results[0]))
     return 1 if failed else 0

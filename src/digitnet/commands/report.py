@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from types import ModuleType
 
-from .common import CommandError, add_data_option, positive_int
+from .common import CommandError, add_data_option, add_dataset_option, positive_int
 
 NAME = "report"
 PLOTS_MISSING = "needs matplotlib and plotly ({name} is not installed): pip install 'digitnet[plots]'"
@@ -26,10 +26,10 @@ def report_module() -> ModuleType:
 
 
 def run_report(run_dir: str | Path, data_dir: str | None = None, *, mistakes: int = 25,
-               pca_points: int = 2000) -> Path:
+               pca_points: int = 2000, dataset: str | None = None) -> Path:
     """Write a run directory's figures and report.html, printing what was written."""
     result = report_module().write_report(run_dir, data_dir=data_dir, mistakes=mistakes,
-                                          pca_points=pca_points)
+                                          pca_points=pca_points, dataset=dataset)
     for note in result.notes:
         print(f"note: {note}")
     print("figures: " + ", ".join(p.name for p in result.figures))
@@ -45,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "(all figures embedded, configuration and metrics tables, interactive 3-D "
                     "PCA; opens offline) into RUN_DIR.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `digitnet train`")
+    add_dataset_option(p)
     add_data_option(p)
     p.add_argument("--mistakes", type=positive_int, default=25, metavar="N",
                    help="how many confidently wrong digits to show (default: %(default)s)")
@@ -54,5 +55,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_report(args.run_dir, args.data, mistakes=args.mistakes, pca_points=args.pca_points)
+    run_report(args.run_dir, args.data, mistakes=args.mistakes, pca_points=args.pca_points,
+               dataset=args.dataset)
     return 0

@@ -19,7 +19,8 @@ NAME = "train"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         NAME, help="train a network and write a run directory",
-        description="Train a network on MNIST and write a run directory (model.npz, config.json, "
+        description="Train a network on MNIST (or --dataset NAME) and write a run directory (model.npz, "
+                    "config.json, "
                     "metrics.json). With no options: the default recipe (784-256-10 ReLU, Adam, "
                     "cosine schedule, 10 epochs). Every setting flag sets the run-spec setting of the "
                     "same name (see --config).")

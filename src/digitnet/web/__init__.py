@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "describe_model"]
+#: What the package gives lazily (not ``__all__``: documentation tools and ``import *`` would
+#: then import FastAPI with it).
+LAZY = ("create_app", "describe_model")
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in LAZY:
         from . import app
 
         return getattr(app, name)

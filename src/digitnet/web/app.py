@@ -2,7 +2,8 @@
 
 Endpoints (FastAPI; its OpenAPI description is at ``/openapi.json``, browsable at ``/docs``):
 
-- ``GET /`` - the page: draw a digit, watch the network read it.
+- ``GET /`` - the page: draw a digit (or whatever the model's dataset holds: its heading
+  follows it), watch the network read it.
 - ``GET /api/model`` - what the model is (layers, sizes, classes, normalisation, metrics).
 - ``POST /api/predict`` - the body is one of
     * ``image/png`` or ``image/jpeg``: the image's bytes, prepared like MNIST by
@@ -11,8 +12,8 @@ Endpoints (FastAPI; its OpenAPI description is at ``/openapi.json``, browsable a
     * ``application/json``: an array of 784 numbers in 0-255, an MNIST-like image
       (white ink on black, row by row) given to the network as it is.
 
-  The answer is ``{"digit", "classes", "probabilities", "image", "hidden"}``: the
-  predicted digit, one probability per class, the 28x28 image the network saw (0-255)
+  The answer is ``{"digit", "name", "classes", "probabilities", "image", "hidden"}``: the
+  predicted class and its name, one probability per class, the 28x28 image the network saw (0-255)
   and the output of every hidden layer.
 
 Bad input gets a 4xx answer ``{"detail": "what was wrong"}`` and the server carries on:
@@ -26,6 +27,7 @@ traceback). The connection limits (a cap, header and body deadlines) are in
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from pathlib import Path
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +46,7 @@ from starlette.requests import ClientDisconnect
 from .. import __version__
 from ..classifier import Classifier
 from ..data import images
+from ..data.datasets import CATALOGUE
 from .limits import MAX_BODY_BYTES, MAX_PIXELS
 
 log = logging.getLogger("digitnet.serve")
@@ -55,10 +58,12 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 class Prediction(BaseModel):
     """One prediction, with what the page shows."""
 
-    digit: int | None = Field(description="the predicted digit, or null when the model is not sure "
-                                          "(its top probability is below the server's min_confidence)")
-    best_guess: int = Field(description="the most probable digit, sure or not")
+    digit: int | None = Field(description="the predicted class (a digit for MNIST), or null when the model "
+                                          "is not sure (its top probability is below the server's "
+                                          "min_confidence)")
+    best_guess: int = Field(description="the most probable class, sure or not")
     sure: bool = Field(description="whether the top probability reaches min_confidence")
+    name: str = Field(description="the most probable class's name (\"7\", or \"Trouser\" for Fashion-MNIST)")
     classes: list[int] = Field(description="the class of each probability")
     probabilities: list[float] = Field(description="one per class, summing to 1")
     image: list[list[int]] = Field(description="the 28x28 image the network saw, 0-255, white on black")
@@ -103,11 +108,36 @@ def describe_model(clf: Classifier) -> dict[str, Any]:
         "layers": [layer.config() for layer in layers],
         "parameters": clf.model.num_parameters,
         "classes": [int(c) for c in clf.classes],
+        "class_names": clf.class_names,
+        "dataset": dataset_heading(clf.dataset),
         "loss": type(clf.loss).__name__,
         "normalization": clf.normalizer.to_dict(),
         "metrics": clf.metadata.get("metrics", {}),
         "digitnet_version": __version__,
     }
+
+
+def dataset_heading(name: str) -> dict[str, str]:
+    """The dataset a model was trained on, for the page: its name, title and what to draw
+    (``{"name": "fashion-mnist", "title": "Fashion-MNIST", "noun": "fashion item",
+    "heading": "Draw a fashion item"}``)."""
+    info = CATALOGUE.get(name)
+    title, noun = (info.title, info.noun) if info is not None else (name, "character")
+    article = "an" if noun[:1].lower() in "aeiou" else "a"
+    return {"name": name, "title": title, "noun": noun, "heading": f"Draw {article} {noun}"}
+
+
+def render_page(classifier: Classifier) -> str:
+    """The drawing page with its heading, title and canvas label following the model's dataset."""
+    ds = dataset_heading(classifier.dataset)
+    heading, noun = html.escape(ds["heading"]), html.escape(ds["noun"])
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    trained = "" if ds["name"] == "mnist" else f", trained on {html.escape(ds['title'])},"
+    return (page.replace("<title>digitnet - draw a digit</title>", f"<title>digitnet - {heading[0].lower()}"
+                                                                    f"{heading[1:]}</title>")
+                .replace("<h1>Draw a digit</h1>", f"<h1>{heading}</h1>")
+                .replace("NumPy read it\n", f"NumPy{trained} read it\n")
+                .replace("draw one digit, 0 to 9", f"draw one {noun}"))
 
 
 def _json_pixels(body: bytes, n_features: int) -> np.ndarray:
@@ -164,6 +194,7 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
             "digit": best if sure else None,
             "best_guess": best,
             "sure": sure,
+            "name": model_info["class_names"][k],
             "classes": model_info["classes"],
             "probabilities": [round(float(p), 6) for p in probs],
             "image": np.rint(pixels).astype(np.int64).reshape(28, 28).tolist(),
@@ -206,9 +237,11 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
                                      "array of 784 numbers")
         return body
 
+    page_html = render_page(classifier)
+
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+    def page() -> HTMLResponse:
+        return HTMLResponse(page_html)
 
     @app.get("/api/model", summary="Describe the model")
     def model() -> dict[str, Any]:

@@ -14,6 +14,8 @@ const layersEl = document.getElementById("layers");
 const THROTTLE_MS = 120;   // at most one request per this many milliseconds while drawing
 
 let classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+let classNames = classes.map(String);  // one per class: "7", or "Trouser" for Fashion-MNIST
+let datasetTitle = "MNIST";
 let drawing = false;
 let last = null;           // last pointer position, canvas pixels
 let inked = false;         // anything drawn since the last clear
@@ -158,14 +160,17 @@ function send() {
 // ---------------------------------------------------------------- showing the answer
 function buildBars() {
   barsEl.textContent = "";
-  for (const c of classes) {
+  const named = classNames.some((n) => n.length > 2);  // "Trouser" rather than "7"
+  barsEl.classList.toggle("named", named);
+  digitEl.classList.toggle("named", named);
+  classes.forEach((c, i) => {
     const li = document.createElement("li");
     li.dataset.cls = c;
     li.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span>' +
                    '<span class="value">&ndash;</span>';
-    li.querySelector(".name").textContent = c;
+    li.querySelector(".name").textContent = classNames[i];
     barsEl.appendChild(li);
-  }
+  });
 }
 
 function showEmpty(message) {
@@ -186,9 +191,10 @@ function show(p) {
   const best = Math.max(...p.probabilities);
   if (p.sure === false) {  // below the server's --min-confidence: no digit named
     digitEl.textContent = "?";
-    confEl.textContent = `not sure (best guess ${p.best_guess}, ${(100 * best).toFixed(1)}%)`;
+    const guess = p.name !== undefined ? String(p.name) : String(p.best_guess);
+    confEl.textContent = `not sure (best guess ${guess}, ${(100 * best).toFixed(1)}%)`;
   } else {
-    digitEl.textContent = String(p.digit);
+    digitEl.textContent = p.name !== undefined ? String(p.name) : String(p.digit);
     confEl.textContent = (100 * best).toFixed(1) + "% sure";
   }
   statusEl.textContent = "Keep drawing, or Clear to start again.";
@@ -262,8 +268,10 @@ async function start() {
     const res = await fetch("/api/model");
     const m = await res.json();
     classes = m.classes;
+    classNames = m.class_names && m.class_names.length === classes.length ? m.class_names : classes.map(String);
+    if (m.dataset && m.dataset.title) datasetTitle = m.dataset.title;
     const acc = m.metrics && typeof m.metrics.test_accuracy === "number"
-      ? `, ${(100 * m.metrics.test_accuracy).toFixed(1)}% on the MNIST test set` : "";
+      ? `, ${(100 * m.metrics.test_accuracy).toFixed(1)}% on the ${datasetTitle} test set` : "";
     document.getElementById("model-info").textContent =
       `(${m.sizes.join("\u2013")} ${m.activations.join("/")}${acc})`;
   } catch (err) {
