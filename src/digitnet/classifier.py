@@ -4,7 +4,8 @@ estimator.
 :class:`Classifier` is what a training run produces and a model file holds: the network,
 the loss that defines how outputs become probabilities, the input normalisation, the class
 labels, and the run spec that made it. Inputs are raw pixels (``uint8`` 0-255 or floats on
-that scale), rows of 784.
+that scale): rows of 784, or 28x28 (or 1x28x28) images, for a multilayer perceptron and a
+convolutional network alike (a convolutional network's first layer turns rows into images).
 
 :func:`train_classifier` trains the network a :class:`~digitnet.spec.RunSpec` describes on
 prepared data; ``digitnet train``, ``digitnet reproduce`` and :class:`MLPClassifier` all
@@ -19,7 +20,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from . import __version__, io
 from .data.datasets import train_valid_split
 from .data.scaling import Normalizer
 from .errors import SpecError
-from .nn import LAYERS, LOSSES, UnknownComponentError
+from .nn import LAYERS, LOSSES, Conv2D, UnknownComponentError
 from .nn import losses as nn_losses
 from .nn.model import Sequential
 from .prepare import PreparedData
@@ -38,9 +39,9 @@ MODEL_DTYPES = ("float32", "float64")
 
 
 def check_inputs(x: Any, n_features: int | None = None) -> np.ndarray:
-    """Validate images as ``(n, d)`` numbers; ``(n, 28, 28)`` is flattened."""
+    """Validate images as ``(n, d)`` numbers; images ``(n, 28, 28)`` or ``(n, 1, 28, 28)`` become rows."""
     x = np.asarray(x)
-    if x.ndim == 3:
+    if x.ndim in (3, 4):
         x = x.reshape(len(x), -1)
     if x.ndim == 1 and n_features is not None and x.size == n_features:
         x = x.reshape(1, -1)
@@ -53,6 +54,16 @@ def check_inputs(x: Any, n_features: int | None = None) -> np.ndarray:
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise ValueError("images contain NaN or inf")
     return x
+
+
+class FeatureMaps(NamedTuple):
+    """The feature maps one convolution computes: its layer index, the index of the layer
+    whose output they are, a title, and the maps ``(n, channels, height, width)``."""
+
+    conv: int
+    layer: int
+    title: str
+    maps: np.ndarray
 
 
 @dataclass
@@ -120,9 +131,35 @@ class Classifier:
         return float(np.mean(self.predict(x) == np.asarray(y)))
 
     def hidden_activations(self, x: Any) -> list[np.ndarray]:
-        """Output of every hidden activation layer (not the final layer), for a small batch."""
+        """Output ``(n, units)`` of every hidden activation layer on feature vectors (not the
+        final layer), for a small batch. A convolutional network's activations on images are
+        its :meth:`feature_maps`."""
         outs = self.model.activations(self._inputs(x))
-        return [outs[i] for i, layer in enumerate(self.model.layers[:-1]) if layer.activation]
+        return [outs[i] for i, layer in enumerate(self.model.layers[:-1])
+                if layer.activation and outs[i].ndim == 2]
+
+    def feature_maps(self, x: Any) -> list[FeatureMaps]:
+        """What each convolution computes for a small batch: for every ``Conv2D``, the output
+        ``(n, channels, height, width)`` of the last layer after it that keeps its shape (its
+        batch norm and activation), before any pooling. Empty for a network without one."""
+        layers = self.model.layers
+        shapes = self.model.shapes()
+        outs = self.model.activations(self._inputs(x))
+        found = []
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Conv2D):
+                continue
+            j = i  # through the layers that keep the maps' shape: batch norm, activation, dropout
+            while (j + 1 < len(layers) and shapes[j + 1] == shapes[i]
+                   and not isinstance(layers[j + 1], Conv2D)):
+                j += 1
+            after = ", ".join(type(layers[k]).__name__ for k in range(i + 1, j + 1))
+            c, h, w = shapes[i]
+            kh, kw = layer.kernel_size
+            title = (f"convolution {len(found) + 1}: {c} maps of {h}x{w} ({kh}x{kw} kernels"
+                     + (f", then {after})" if after else ")"))
+            found.append(FeatureMaps(i, j, title, outs[j]))
+        return found
 
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

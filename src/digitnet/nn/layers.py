@@ -7,7 +7,11 @@ Conventions (the whole engine follows them):
   layer's parameter gradients (they are not accumulated) and returns the gradient with
   respect to the layer's input.
 * A layer owns its parameters and their gradients as name -> array pairs in
-  ``self.params`` and ``self.grads``; the optimiser walks those pairs.
+  ``self.params`` and ``self.grads``; the optimiser walks those pairs. State that is saved
+  with the model but not trained (batch norm's running statistics) is in ``self.buffers``.
+* Shapes are per sample (no batch axis): ``Layer.infer(config, input_shape)`` fills in the
+  sizes a layer config leaves to the layer below (``in_features``, ``in_channels``, ...) and
+  gives the output shape, so a stack of layer tables is sized from the input shape alone.
 * In training, the outputs of matrix products are written into arrays reused from step to
   step (:class:`~digitnet.nn.workspace.Workspace`), so the array ``forward`` returns is
   valid until the next ``forward``. In evaluation mode (``layer.train(False)``) every
@@ -26,6 +30,10 @@ from .init import INITIALIZERS, Initializer
 from .registry import Registry
 from .workspace import Workspace
 
+#: A layer config (``{"type": "Linear", "out_features": 10, ...}``) and the shape of one sample.
+Config = dict[str, Any]
+Shape = tuple[int, ...]
+
 
 class Layer(Workspace):
     """Base class. Subclasses implement ``forward`` and ``backward``; those with options
@@ -34,11 +42,26 @@ class Layer(Workspace):
 
     name = "Layer"
     activation = False
+    #: The rank of one sample the layer takes: 1 for feature vectors, 3 for (channels, height,
+    #: width) images; None for any (elementwise layers).
+    input_ndim: int | None = None
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self.training = True
+
+    @classmethod
+    def infer(cls, config: Config, input_shape: Shape) -> tuple[Config, Shape]:
+        """``(config, output_shape)`` for one sample of ``input_shape``: the config with the sizes
+        that follow from the input filled in, and the shape the layer gives. A ``ValueError``
+        says why an input does not fit. Elementwise layers (this default) keep the shape."""
+        return config, tuple(input_shape)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one output sample for one input sample of ``input_shape``."""
+        return type(self).infer(self.config(), tuple(input_shape))[1]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -59,6 +82,14 @@ class Layer(Workspace):
 
 
 LAYERS: Registry[Layer] = Registry("layer", key="type")
+
+
+def size_option(config: dict[str, Any], key: str) -> int:
+    """A layer config's size option (``out_features``, ``out_channels``, ...) as a positive int."""
+    value = config.get(key)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{key} must be a positive whole number, got {value!r}")
+    return int(value)
 
 
 @LAYERS.register()
@@ -99,6 +130,17 @@ class Linear(Layer):
         if self.use_bias:
             self.params["bias"] = self.bias_init((self.out_features,), rng, self.dtype)
             self.grads["bias"] = np.zeros(self.out_features, dtype=self.dtype)
+
+    @classmethod
+    def infer(cls, config: Config, input_shape: Shape) -> tuple[Config, Shape]:
+        if len(input_shape) != 1:
+            raise ValueError(f"{cls.name} takes feature vectors, got inputs of shape {tuple(input_shape)}; "
+                             "a Flatten layer (or GlobalAvgPool2D) turns images into vectors")
+        config = {**config, "in_features": config.get("in_features", input_shape[0])}
+        if config["in_features"] != input_shape[0]:
+            raise ValueError(f"in_features is {config['in_features']!r}, but its input has "
+                             f"{input_shape[0]} features")
+        return config, (size_option(config, "out_features"),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
