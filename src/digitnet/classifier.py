@@ -66,6 +66,15 @@ class FeatureMaps(NamedTuple):
     maps: np.ndarray
 
 
+class Reading(NamedTuple):
+    """What a network makes of a batch (:meth:`Classifier.read`)."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+    hidden: list[np.ndarray]
+    feature_maps: list[FeatureMaps]
+
+
 @dataclass
 class Classifier:
     """A trained network with everything needed to use it on raw images."""
@@ -134,18 +143,22 @@ class Classifier:
         """Output ``(n, units)`` of every hidden activation layer on feature vectors (not the
         final layer), for a small batch. A convolutional network's activations on images are
         its :meth:`feature_maps`."""
-        outs = self.model.activations(self._inputs(x))
-        return [outs[i] for i, layer in enumerate(self.model.layers[:-1])
-                if layer.activation and outs[i].ndim == 2]
+        return self.read(x).hidden
 
     def feature_maps(self, x: Any) -> list[FeatureMaps]:
         """What each convolution computes for a small batch: for every ``Conv2D``, the output
         ``(n, channels, height, width)`` of the last layer after it that keeps its shape (its
         batch norm and activation), before any pooling. Empty for a network without one."""
+        return self.read(x).feature_maps
+
+    def read(self, x: Any) -> Reading:
+        """Labels, probabilities, hidden activations and feature maps of a small batch, from
+        one forward pass (what ``digitnet serve`` shows for a drawn digit)."""
         layers = self.model.layers
-        shapes = self.model.shapes()
         outs = self.model.activations(self._inputs(x))
-        found = []
+        hidden = [outs[i] for i, layer in enumerate(layers[:-1]) if layer.activation and outs[i].ndim == 2]
+        maps = []
+        shapes = self.model.shapes() if any(isinstance(layer, Conv2D) for layer in layers) else []
         for i, layer in enumerate(layers):
             if not isinstance(layer, Conv2D):
                 continue
@@ -156,10 +169,10 @@ class Classifier:
             after = ", ".join(type(layers[k]).__name__ for k in range(i + 1, j + 1))
             c, h, w = shapes[i]
             kh, kw = layer.kernel_size
-            title = (f"convolution {len(found) + 1}: {c} maps of {h}x{w} ({kh}x{kw} kernels"
+            title = (f"convolution {len(maps) + 1}: {c} maps of {h}x{w} ({kh}x{kw} kernels"
                      + (f", then {after})" if after else ")"))
-            found.append(FeatureMaps(i, j, title, outs[j]))
-        return found
+            maps.append(FeatureMaps(i, j, title, outs[j]))
+        return Reading(self._labels(outs[-1]), self._probabilities(outs[-1]), hidden, maps)
 
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -61,11 +61,13 @@ def test_conv_matches_the_loop_reference(kernel, stride, padding, h, w, bias):
 
 
 @pytest.mark.parametrize("kernel,stride,padding,h,w", GEOMETRIES)
-def test_conv_gradients_match_finite_differences(kernel, stride, padding, h, w):
-    """Every geometry, both ways of computing dx (stride 1: a convolution with the turned
-    kernel; otherwise col2im), in training mode (the reused buffers) and in evaluation."""
-    layer = conv_layer(kernel, stride, padding)
-    x = np.random.default_rng(2).standard_normal((2, 2, h, w))
+@pytest.mark.parametrize("channels", [(2, 3), (3, 2)])
+def test_conv_gradients_match_finite_differences(kernel, stride, padding, h, w, channels):
+    """Every geometry, both ways of computing dx (col2im; and, at stride 1 where it is the
+    cheaper, a convolution with the turned kernel), in training mode (the reused buffers)
+    and in evaluation."""
+    layer = conv_layer(kernel, stride, padding, *channels)
+    x = np.random.default_rng(2).standard_normal((2, channels[0], h, w))
     out_shape = layer.forward(x).shape
     weights = np.random.default_rng(3).standard_normal(out_shape)  # loss = sum(y * weights)
 
@@ -80,6 +82,19 @@ def test_conv_gradients_match_finite_differences(kernel, stride, padding, h, w):
         assert scale_errors(dx, numerical_gradient(f, x)) < 1e-8
         for name, p in layer.params.items():
             assert scale_errors(grads[name], numerical_gradient(f, p)) < 1e-8, name
+
+
+def test_both_input_gradients_agree_and_each_is_chosen_where_it_is_cheaper():
+    same = conv_layer(3, 1, 1, c_in=4, c_out=4)  # same size, same channels: the convolution
+    assert same._input_grad_is_a_convolution(9, 7)
+    assert not conv_layer(5, 1, 0, c_in=6, c_out=16)._input_grad_is_a_convolution(14, 14)  # LeNet's C3
+    assert not conv_layer(3, 2, 1, c_in=4, c_out=4)._input_grad_is_a_convolution(9, 7)  # strided
+    x = np.random.default_rng(17).standard_normal((3, 4, 9, 7))
+    g = np.random.default_rng(18).standard_normal(same.forward(x).shape)
+    by_convolution = same.backward(g).copy()
+    same.forward(x)
+    same._input_grad_is_a_convolution = lambda h, w: False  # type: ignore[method-assign]
+    np.testing.assert_allclose(same.backward(g), by_convolution, rtol=1e-12, atol=1e-12)
 
 
 def test_im2col_and_col2im_are_adjoint():

@@ -27,7 +27,7 @@ from tests.conftest import make_blobs
 EXAMPLES = {
     "Linear": {"in_features": 6, "out_features": 4},
     "ScalarBiasLinear": {"in_features": 6, "out_features": 4, "bias_init": {"name": "uniform"}},
-    "ReLU": {}, "LeakyReLU": {"alpha": 0.1}, "Sigmoid": {}, "Tanh": {}, "Softmax": {},
+    "ReLU": {}, "LeakyReLU": {"alpha": 0.1}, "Sigmoid": {}, "Tanh": {}, "Softmax": {}, "ScaledTanh": {},
     "RoundedSigmoid": {}, "Dropout": {"p": 0.3},
     "Conv2D": {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2, "padding": 1},
     "MaxPool2D": {"kernel_size": 2}, "AvgPool2D": {"kernel_size": 3, "stride": 2},
@@ -36,8 +36,8 @@ EXAMPLES = {
 }
 INPUT_SHAPES = {"Conv2D": (2, 7, 6), "MaxPool2D": (2, 5, 6), "AvgPool2D": (2, 7, 6),
                 "GlobalAvgPool2D": (2, 3, 4), "Flatten": (2, 3, 2), "BatchNorm": (2, 3, 3)}
-EXACT_GRADIENTS = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "Conv2D",
-                   "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Unflatten", "BatchNorm"}
+EXACT_GRADIENTS = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ScaledTanh", "Softmax", "Dropout",
+                   "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Unflatten", "BatchNorm"}
 
 
 def make(name: str, dtype=np.float64):

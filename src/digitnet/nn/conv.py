@@ -240,7 +240,7 @@ class Conv2D(Layer):
             padded = self.reuse("xp", (c, n, h + 2 * self.padding[0], w + 2 * self.padding[1]), self.dtype)
             # one buffer for the columns and, in backward, the gradient's columns (the larger of two)
             room = k * n * ho * wo
-            if self._input_grad_is_a_convolution():
+            if self._input_grad_is_a_convolution(h, w):
                 room = max(room, f * self.kernel_size[0] * self.kernel_size[1] * n * h * w)
             self._buffer = self.reuse("cols", (room,), self.dtype)
             cols = im2col(x, self.kernel_size, self.stride, self.padding,
@@ -277,16 +277,24 @@ class Conv2D(Layer):
         if not need_input_grad:
             return None
         spent = self._buffer if self.training else None  # the columns' buffer, free to write now
-        if self._input_grad_is_a_convolution():
+        if self._input_grad_is_a_convolution(h, w):
             return self._input_grad_by_convolution(grad_out, spent)
         dcols = np.matmul(self.params["weight"].reshape(f, -1).T, g, out=cols)  # dcols = W.T @ G
         padded = self.reuse("dxp", (c, n, h + 2 * self.padding[0], w + 2 * self.padding[1]), self.dtype)
         return col2im(dcols, self._x_shape, self.kernel_size, self.stride, self.padding, padded=padded)
 
-    def _input_grad_is_a_convolution(self) -> bool:
-        """At stride 1 with padding below the kernel size, ``dx`` is a convolution of ``g``."""
+    def _input_grad_is_a_convolution(self, h: int, w: int) -> bool:
+        """Whether ``dx`` is computed as a convolution of ``g`` (possible at stride 1 with
+        padding below the kernel size) rather than by col2im: when its columns, ``F*kh*kw``
+        per input position, are no more than col2im's ``C*kh*kw`` per output position (a
+        convolution that keeps the image size and the channel count, such as 32 -> 32 3x3
+        with padding 1); a convolution that shrinks the image or widens the channels (LeNet's
+        6 -> 16 5x5) is cheaper through col2im."""
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        return self.stride == (1, 1) and ph < kh and pw < kw
+        if self.stride != (1, 1) or ph >= kh or pw >= kw:
+            return False
+        ho, wo = self._out_hw(h, w)
+        return self.out_channels * h * w <= self.in_channels * ho * wo
 
     def _input_grad_by_convolution(self, grad_out: np.ndarray, spent: np.ndarray | None) -> np.ndarray:
         """``dx`` at stride 1, as a convolution of ``g`` with the kernel turned by 180 degrees

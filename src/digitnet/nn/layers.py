@@ -234,6 +234,30 @@ class Tanh(Layer):
         return grad_out * (1 - y * y)
 
 
+@LAYERS.register(aliases=("scaled_tanh",))
+class ScaledTanh(Layer):
+    """LeCun's squashing function, ``y = A tanh(S x)`` with ``A = 1.7159``, ``S = 2/3`` (LeNet-5,
+    1998: unit inputs give outputs of about unit variance, and ``y(1) = 1``);
+    ``dy/dx = A S (1 - tanh^2(S x))``."""
+
+    activation = True
+
+    def __init__(self, amplitude: float = 1.7159, slope: float = 2.0 / 3.0) -> None:
+        super().__init__()
+        self.amplitude, self.slope = float(amplitude), float(slope)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._t = t = np.tanh(self.slope * x)
+        return self.amplitude * t
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
+        t = self._t
+        return grad_out * (self.amplitude * self.slope) * (1 - t * t)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.name, "amplitude": self.amplitude, "slope": self.slope}
+
+
 @LAYERS.register(aliases=("softmax",))
 class Softmax(Layer):
     """Row-wise ``y = exp(x - max x) / sum(exp(x - max x))`` (the shift changes nothing but
