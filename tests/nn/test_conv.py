@@ -320,3 +320,56 @@ def test_relative_error_of_the_cnn_checks_can_fail():
     numeric = numerical_gradient(lambda: float(np.sum(layer.forward(x) * weights)), x)
     assert scale_errors(dx, numeric) < 1e-8 < scale_errors(broken, numeric)
     assert relative_error(dx, numeric) < 1e-4
+
+
+# --------------------------------------------------------------------------- threads
+def test_work_split_over_threads_changes_no_bit(monkeypatch):
+    """One training step and an evaluation pass give bit-identical results on one thread and
+    on three (channel blocks; image blocks for the one-channel first convolution)."""
+    from digitnet.nn import AvgPool2D, threads
+
+    monkeypatch.setattr(threads, "MIN_VALUES", 0)  # split even these small arrays
+    rng = np.random.default_rng(0)
+    config = Sequential([Unflatten((1, 12, 12)), Conv2D(1, 5, 3, padding=1, rng=rng), BatchNorm(5),
+                         ReLU(), MaxPool2D(2), Conv2D(5, 4, 3, padding=1, rng=rng), BatchNorm(4), ReLU(),
+                         AvgPool2D(2), Conv2D(4, 6, 2, stride=2, rng=rng), Flatten(), Linear(6, 3, rng=rng)],
+                        input_shape=(144,)).config()
+    x = np.random.default_rng(4).standard_normal((7, 144)).astype(np.float32)
+    y = np.arange(7) % 3
+    results = []
+    for count in ("1", "3"):
+        monkeypatch.setenv("DIGITNET_THREADS", count)
+        assert threads.thread_count() == int(count)
+        model = Sequential.from_config(config, rng=0)
+        loss = SoftmaxCrossEntropy()
+        loss.forward(model.forward(x), y)
+        dx = model.backward(loss.backward(), input_grad=True).copy()
+        state = {name: g.copy() for name, _, g in model.parameters()} | dict(model.buffers())
+        results.append((dx, state, model.predict(x)))
+    (dx1, state1, out1), (dx3, state3, out3) = results
+    np.testing.assert_array_equal(dx1, dx3)
+    np.testing.assert_array_equal(out1, out3)
+    for name in state1:
+        np.testing.assert_array_equal(state1[name], state3[name], err_msg=name)
+
+
+def test_over_blocks_covers_every_index_once_and_raises_what_a_block_raises(monkeypatch):
+    from digitnet.nn import threads
+
+    monkeypatch.setenv("DIGITNET_THREADS", "4")
+    assert threads.blocks(10, 4) == [slice(0, 2), slice(2, 5), slice(5, 7), slice(7, 10)]
+    assert threads.blocks(2, 4) == [slice(0, 1), slice(1, 2)]
+    seen = np.zeros(10, dtype=int)
+
+    def mark(block: slice) -> None:
+        seen[block] += 1
+
+    threads.over_blocks(10, mark, values=1 << 30)
+    np.testing.assert_array_equal(seen, 1)
+
+    def fail(block: slice) -> None:
+        if block.start:
+            raise ValueError(f"block {block.start}")
+
+    with pytest.raises(ValueError, match="block"):
+        threads.over_blocks(10, fail, values=1 << 30)

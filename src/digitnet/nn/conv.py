@@ -41,6 +41,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .init import INITIALIZERS, Initializer
 from .layers import LAYERS, Config, Layer, Shape, size_option
+from .threads import over_blocks, thread_count
 
 #: The most column entries one evaluation-mode product builds (64 MB of float32).
 EVAL_COLUMN_ELEMENTS = 1 << 24
@@ -90,21 +91,33 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, *, out: np.
     """The windows of ``x (n, C, H, W)`` as columns: ``cols[(c, p, q), (n, i, j)] =
     xp[n, c, i*sh + p, j*sw + q]``, shape ``(C*kh*kw, n*Ho*Wo)``.
 
-    ``out`` and ``padded`` (``(C, n, H + 2*ph, W + 2*pw)``) are buffers to write into."""
+    ``out`` and ``padded`` (``(C, n, H + 2*ph, W + 2*pw)``) are buffers to write into. The copy
+    is split by channels (or, for fewer channels than threads, by images) over the threads
+    (:func:`~digitnet.nn.threads.over_blocks`)."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     ho, wo = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    if ph or pw:  # channel-major padded copy; the border is zero
-        xp = padded if padded is not None else np.empty((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-        xp[:, :, :ph], xp[:, :, h + ph:] = 0, 0
-        xp[:, :, :, :pw], xp[:, :, :, w + pw:] = 0, 0
-        xp[:, :, ph:h + ph, pw:w + pw] = x.transpose(1, 0, 2, 3)
-    else:
-        xp = x.transpose(1, 0, 2, 3)
-    # (C, n, Ho, Wo, kh, kw): window (i, j) of channel c of image n, every stride-th one
-    windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
     cols = out if out is not None else np.empty((c * kh * kw, n * ho * wo), dtype=x.dtype)
-    np.copyto(cols.reshape(c, kh, kw, n, ho, wo), windows.transpose(0, 4, 5, 1, 2, 3))
+    cols6 = cols.reshape(c, kh, kw, n, ho, wo)
+    if (ph or pw) and padded is None:
+        padded = np.empty((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+
+    def gather(channels: slice, images: slice) -> None:
+        source = x[images, channels].transpose(1, 0, 2, 3)
+        if ph or pw:  # channel-major padded copy; the border is zero
+            xp = padded[channels, images]
+            xp[:, :, :ph], xp[:, :, h + ph:] = 0, 0
+            xp[:, :, :, :pw], xp[:, :, :, w + pw:] = 0, 0
+            xp[:, :, ph:h + ph, pw:w + pw] = source
+            source = xp
+        # (C, n, Ho, Wo, kh, kw): window (i, j) of channel c of image n, every stride-th one
+        windows = sliding_window_view(source, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        np.copyto(cols6[channels, :, :, images], windows.transpose(0, 4, 5, 1, 2, 3))
+
+    if c >= thread_count():
+        over_blocks(c, lambda block: gather(block, slice(None)), cols.size)
+    else:
+        over_blocks(n, lambda block: gather(slice(None), block), cols.size)
     return cols
 
 
@@ -112,16 +125,21 @@ def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pa
            padded: np.ndarray | None = None) -> np.ndarray:
     """The adjoint of :func:`im2col`: ``dx[n, c, i*sh + p, j*sw + q] += dcols[(c, p, q), (n, i, j)]``
     for every window, cropped of the padding. Returns an ``(n, C, H, W)`` view of the
-    channel-major ``padded`` buffer (made if not given)."""
+    channel-major ``padded`` buffer (made if not given). Split by channels over the threads."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     ho, wo = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
     dxp = padded if padded is not None else np.empty((c, n, h + 2 * ph, w + 2 * pw), dtype=dcols.dtype)
-    dxp[...] = 0
     d = dcols.reshape(c, kh, kw, n, ho, wo)
-    for p in range(kh):
-        for q in range(kw):
-            dxp[:, :, p:p + sh * ho:sh, q:q + sw * wo:sw] += d[:, p, q]
+
+    def scatter(channels: slice) -> None:
+        part = dxp[channels]
+        part[...] = 0
+        for p in range(kh):
+            for q in range(kw):
+                part[:, :, p:p + sh * ho:sh, q:q + sw * wo:sw] += d[channels, p, q]
+
+    over_blocks(c, scatter, dcols.size)
     return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
 
@@ -379,28 +397,64 @@ class MaxPool2D(_Pool2D):
     Backward: each output's gradient goes to the input that was the maximum (the first one, in
     row-major window order, when several tie, as PyTorch does):
     ``dx[n, c, i*sh + p, j*sw + q] += g[n, c, i, j]`` for that ``(p, q)``.
+
+    Windows that tile the image (stride = kernel, the usual 2x2) are reduced in two steps over
+    long runs of memory: the maximum of each window row (``kw`` neighbours), then the maximum
+    of those over the window's ``kh`` rows; the first maximum of the first maximal row is the
+    first in row-major order. Other windows go offset by offset.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        _, views = self._windows(x)
-        y = views[0][2].copy(order="K")
-        for _, _, v in views[1:]:
-            np.maximum(y, v, out=y)
-        # which offset of each window holds the maximum (first one wins a tie)
-        taken = np.zeros_like(y, dtype=bool)
-        self._argmax = []
-        for _, _, v in views[:-1]:
-            first = (v == y) & ~taken
-            taken |= first
-            self._argmax.append(first)
-        self._argmax.append(~taken)
         self._x = x
-        return y
+        tiles = _tiled(x, self.kernel_size, self.stride)
+        self._tiles = None if tiles is None else tiles[1]
+        if tiles is None:
+            _, views = self._windows(x)
+            y = np.empty_like(views[0][2])
+            self._argmax = np.empty(y.shape, dtype=bool if len(views) == 2 else np.uint8)
+            _first_max([v for _, _, v in views], y, self._argmax)
+            return y
+        xm, back = tiles
+        (kh, kw), (b0, b1, h, w) = self.kernel_size, xm.shape
+        wo = w // kw
+        y = np.empty((b0, b1, h // kh, wo), dtype=x.dtype)
+        self._along_w = np.empty((b0, b1 * h * wo), dtype=bool if kw == 2 else np.uint8)
+        self._along_h = np.empty((b0, b1 * (h // kh) * wo), dtype=bool if kh == 2 else np.uint8)
+
+        def pool(block: slice) -> None:  # the windows of a block of images (or channels)
+            rows = xm[block].reshape(-1, kw)  # one window row per row
+            row_max = np.empty(len(rows), dtype=x.dtype)
+            _first_max([rows[:, q] for q in range(kw)], row_max, self._along_w[block].reshape(-1))
+            row_max = row_max.reshape(-1, kh, wo)  # (rows of windows, kh, Wo)
+            _first_max([row_max[:, p] for p in range(kh)], y[block].reshape(-1, wo),
+                       self._along_h[block].reshape(-1, wo))
+
+        over_blocks(b0, pool, x.size)
+        return y.transpose(back)
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
-        _, views = self._windows(self._x)
-        return self._scatter([(p, q, grad_out * m) for (p, q, _), m in zip(views, self._argmax, strict=True)],
-                             self._x)
+        if self._tiles is None:
+            _, views = self._windows(self._x)
+            return self._scatter([(p, q, grad_out * _one_hot_part(self._argmax, k))
+                                  for k, (p, q, _) in enumerate(views)], self._x)
+        kh, kw = self.kernel_size
+        g = np.ascontiguousarray(grad_out.transpose(self._tiles))  # in the input's memory order
+        b0, b1, _, wo = g.shape
+        dx = np.empty((b0, b1, *self._x.shape[2:]), dtype=g.dtype)
+
+        def unpool(block: slice) -> None:
+            gb = g[block].reshape(-1, wo)
+            to_rows = np.empty((len(gb), kh, wo), dtype=g.dtype)  # the gradient of each row's maximum
+            along_h = self._along_h[block].reshape(-1, wo)
+            for p in range(kh):
+                np.multiply(gb, _one_hot_part(along_h, p), out=to_rows[:, p])
+            to_rows, along_w = to_rows.reshape(-1), self._along_w[block].reshape(-1)
+            out = dx[block].reshape(-1, kw)
+            for q in range(kw):
+                np.multiply(to_rows, _one_hot_part(along_w, q), out=out[:, q])
+
+        over_blocks(b0, unpool, dx.size)
+        return dx.transpose(self._tiles)
 
 
 @LAYERS.register()
@@ -409,21 +463,87 @@ class AvgPool2D(_Pool2D):
     ``kh x kw`` window; x ``(n, C, H, W)``, y ``(n, C, Ho, Wo)``.
 
     Backward: ``dx[n, c, i*sh + p, j*sw + q] += g[n, c, i, j] / (kh * kw)`` for every offset.
+    Tiling windows are summed row by row, as in :class:`MaxPool2D`.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        _, views = self._windows(x)
-        y = views[0][2].copy(order="K")
-        for _, _, v in views[1:]:
-            y += v
-        y *= 1.0 / len(views)
         self._x = x
-        return y
+        kh, kw = self.kernel_size
+        tiles = _tiled(x, self.kernel_size, self.stride)
+        self._tiles = None if tiles is None else tiles[1]
+        if tiles is None:
+            _, views = self._windows(x)
+            y = views[0][2].copy(order="K")
+            for _, _, v in views[1:]:
+                y += v
+            y *= 1.0 / len(views)
+            return y
+        xm, back = tiles
+        b0, b1, h, w = xm.shape
+        wo = w // kw
+        y = np.empty((b0, b1, h // kh, wo), dtype=x.dtype)
+
+        def pool(block: slice) -> None:
+            rows = xm[block].reshape(-1, kw)
+            row_sum = rows[:, 0].copy()
+            for q in range(1, kw):
+                row_sum += rows[:, q]
+            row_sum = row_sum.reshape(-1, kh, wo)
+            out = y[block].reshape(-1, wo)
+            np.copyto(out, row_sum[:, 0])
+            for p in range(1, kh):
+                out += row_sum[:, p]
+            out *= 1.0 / (kh * kw)
+
+        over_blocks(b0, pool, x.size)
+        return y.transpose(back)
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
-        _, views = self._windows(self._x)
-        share = grad_out * (1.0 / len(views))
-        return self._scatter([(p, q, share) for p, q, _ in views], self._x)
+        kh, kw = self.kernel_size
+        share = grad_out * (1.0 / (kh * kw))
+        if self._tiles is None:
+            _, views = self._windows(self._x)
+            return self._scatter([(p, q, share) for p, q, _ in views], self._x)
+        g = np.ascontiguousarray(share.transpose(self._tiles))
+        b0, b1, _, wo = g.shape
+        dx = np.empty((b0, b1, *self._x.shape[2:]), dtype=g.dtype)
+        dx.reshape(b0, -1, kh, wo, kw)[...] = g.reshape(b0, -1, 1, wo, 1)  # every input of a window
+        return dx.transpose(self._tiles)
+
+
+def _tiled(x: np.ndarray, kernel: Pair, stride: Pair) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """When windows tile ``x`` (stride = kernel, dividing its height and width) and its memory
+    holds whole images (NCHW or channel-major CNHW order): ``(xm, back)``, a C-contiguous view
+    of ``x`` with its axes in memory order, and the transpose that turns ``xm`` back into ``x``.
+    Otherwise None."""
+    if kernel != stride or x.ndim != 4 or x.shape[2] % kernel[0] or x.shape[3] % kernel[1]:
+        return None
+    if x.flags.c_contiguous:
+        return x, (0, 1, 2, 3)
+    xt = x.transpose(1, 0, 2, 3)
+    return (xt, (1, 0, 2, 3)) if xt.flags.c_contiguous else None
+
+
+def _first_max(parts: list[np.ndarray], best: np.ndarray, index: np.ndarray) -> None:
+    """Into ``best`` the elementwise maximum of equally shaped arrays, into ``index`` which of
+    them holds it, the first one on a tie (``index`` is bool for two arrays, uint8 for more)."""
+    if len(parts) == 2:
+        np.greater(parts[1], parts[0], out=index)
+        np.maximum(parts[0], parts[1], out=best)
+        return
+    np.copyto(best, parts[0])
+    index[...] = 0
+    for i, v in enumerate(parts[1:], start=1):
+        better = v > best
+        np.maximum(best, v, out=best)
+        np.copyto(index, i, where=better)
+
+
+def _one_hot_part(index: np.ndarray, k: int) -> np.ndarray:
+    """Where :func:`_first_max`'s ``index`` chose part ``k`` (the bool itself for two parts)."""
+    if index.dtype == bool:
+        return index if k == 1 else ~index
+    return index == k
 
 
 @LAYERS.register()

@@ -13,6 +13,13 @@ from typing import Any
 import numpy as np
 
 from .layers import LAYERS, Config, Layer, Shape
+from .threads import over_blocks
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum(a * b)`` per channel (axis 1) of two ``(n, C)`` or ``(n, C, H, W)`` arrays, in one
+    pass and without the product as a temporary."""
+    return np.einsum("nc,nc->c" if a.ndim == 2 else "nchw,nchw->c", a, b)
 
 
 @LAYERS.register()
@@ -82,41 +89,60 @@ class BatchNorm(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         axes, shape = self._axes(x)
         x = x.astype(self.dtype, copy=False)
-        gamma, beta = self.params["gamma"].reshape(shape), self.params["beta"].reshape(shape)
-        if self.training:
-            m = x.size // self.num_features
-            mu = np.add.reduce(x, axis=axes, keepdims=True) / m
-            d = x - mu
-            var = np.add.reduce(d * d, axis=axes, keepdims=True) / m
-            inv_std = 1.0 / np.sqrt(var + self.eps)
-            xhat = np.multiply(d, inv_std, out=d)  # (x - mu) / sqrt(var + eps)
+        training, c = self.training, self.num_features
+        m = x.size // c
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        mean = np.empty(c, self.dtype) if training else self.buffers["running_mean"]
+        var = np.empty(c, self.dtype) if training else self.buffers["running_var"]
+        inv_std = np.empty(c, self.dtype)
+        d, y = np.empty_like(x), np.empty_like(x)
+
+        def normalise(block: slice) -> None:  # the formula for a block of channels
+            def per(v: np.ndarray) -> np.ndarray:
+                return v[block].reshape((1, -1) + shape[2:])
+
+            xb, db = x[:, block], d[:, block]
+            if training:
+                mean[block] = np.add.reduce(xb, axis=axes) / m
+            np.subtract(xb, per(mean), out=db)  # d = x - mu
+            if training:
+                var[block] = _channel_dot(db, db) / m  # mean((x - mu)^2)
+            inv_std[block] = 1.0 / np.sqrt(var[block] + self.eps)
+            yb = np.multiply(db, per(gamma * inv_std), out=y[:, block])  # gamma * xhat, xhat = d * inv_std
+            yb += per(beta)
+
+        over_blocks(c, normalise, x.size)
+        if training:
             b = self.momentum
             self.buffers["running_mean"] *= 1.0 - b
-            self.buffers["running_mean"] += b * mu.reshape(-1)
+            self.buffers["running_mean"] += b * mean
             self.buffers["running_var"] *= 1.0 - b
-            self.buffers["running_var"] += (b * m / max(m - 1, 1)) * var.reshape(-1)
-        else:
-            inv_std = 1.0 / np.sqrt(self.buffers["running_var"].reshape(shape) + self.eps)
-            xhat = (x - self.buffers["running_mean"].reshape(shape)) * inv_std
-        self._xhat, self._inv_std, self._axes_used, self._batch_stats = xhat, inv_std, axes, self.training
-        y = xhat * gamma
-        y += beta
+            self.buffers["running_var"] += (b * m / max(m - 1, 1)) * var
+        self._d, self._inv_std, self._axes_used, self._batch_stats = d, inv_std, axes, training
         return y
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        g, xhat, axes = grad_out, self._xhat, self._axes_used
-        np.add.reduce(g, axis=axes, out=self.grads["beta"])  # dbeta = sum(g)
-        np.add.reduce(g * xhat, axis=axes, out=self.grads["gamma"])  # dgamma = sum(g * xhat)
-        if not need_input_grad:
-            return None
-        shape = self._inv_std.shape
-        scale = self.params["gamma"].reshape(shape) * self._inv_std
-        if not self._batch_stats:
-            return g * scale
+        g, d, inv_std, axes = grad_out, self._d, self._inv_std, self._axes_used
+        shape = (1, -1) + (1,) * (g.ndim - 2)
         m = g.size // self.num_features
-        mean_g = self.grads["beta"].reshape(shape) / m
-        mean_gx = self.grads["gamma"].reshape(shape) / m
-        return scale * (g - mean_g - xhat * mean_gx)
+        scale = self.params["gamma"] * inv_std
+        dx = np.empty_like(g) if need_input_grad else None
+
+        def gradients(block: slice) -> None:  # the formulas for a block of channels
+            gb, db = g[:, block], d[:, block]
+            sum_g = np.add.reduce(gb, axis=axes)
+            sum_gx = _channel_dot(gb, db) * inv_std[block]  # sum(g * xhat), xhat = d * inv_std
+            self.grads["beta"][block], self.grads["gamma"][block] = sum_g, sum_gx
+            if dx is None:
+                return
+            k = scale[block]
+            out = np.multiply(gb, k.reshape(shape), out=dx[:, block])
+            if self._batch_stats:  # dx = scale * (g - mean(g) - xhat * mean(g * xhat))
+                out -= db * (k * inv_std[block] * sum_gx / m).reshape(shape)
+                out -= (k * sum_g / m).reshape(shape)
+
+        over_blocks(self.num_features, gradients, g.size)
+        return dx
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "num_features": self.num_features, "momentum": self.momentum,
