@@ -182,7 +182,8 @@ class Conv2D(Layer):
     Forward: ``y[n, f, i, j] = b[f] + sum_{c,p,q} W[f, c, p, q] * xp[n, c, i*s + p, j*s + q]``,
     computed as ``Y = W.reshape(F, -1) @ cols`` (see :mod:`digitnet.nn.conv`).
     Gradients, with ``G = dL/dY`` as ``(F, n*Ho*Wo)``: ``dW = G @ cols.T``, ``db = sum G``,
-    ``dx = col2im(W.T @ G)``.
+    ``dx = col2im(W.T @ G)``, or at stride 1, where it is cheaper, the same ``dx`` as a
+    convolution of ``G`` with the kernel turned by 180 degrees.
 
     Initialisers see the weight shape ``(F, C, kh, kw)``: fan-in ``C*kh*kw``, fan-out ``F*kh*kw``.
     """
