@@ -373,3 +373,41 @@ def test_over_blocks_covers_every_index_once_and_raises_what_a_block_raises(monk
 
     with pytest.raises(ValueError, match="block"):
         threads.over_blocks(10, fail, values=1 << 30)
+
+
+def test_a_cnn_predicts_from_several_threads_at_once(monkeypatch):
+    """Evaluation keeps nothing shared between calls: eight threads predicting with one CNN
+    (tiled pooling, batch norm, a convolution in pieces, work split over threads) get what
+    one thread gets."""
+    import threading
+
+    from digitnet.nn import threads
+
+    monkeypatch.setattr(threads, "MIN_VALUES", 0)
+    monkeypatch.setattr(conv, "EVAL_COLUMN_ELEMENTS", 2000)
+    rng = np.random.default_rng(19)
+    model = Sequential([Unflatten((1, 8, 8)), Conv2D(1, 4, 3, padding=1, rng=rng), BatchNorm(4), ReLU(),
+                        MaxPool2D(2), Conv2D(4, 6, 3, padding=1, rng=rng), ReLU(), AvgPool2D(2), Flatten(),
+                        Linear(24, 3, rng=rng)], input_shape=(64,)).eval()
+    xs = [np.random.default_rng(20 + i).standard_normal((9 + i, 64)).astype(np.float32) for i in range(8)]
+    expected = [model.predict(x) for x in xs]
+    got: dict[int, list[np.ndarray]] = {i: [] for i in range(8)}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(15):
+                got[i].append(model.predict(xs[i]))
+        except Exception as exc:  # a thread's exception would otherwise be only a warning
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert errors == []
+    for i in range(8):
+        assert len(got[i]) == 15
+        for out in got[i]:
+            np.testing.assert_array_equal(out, expected[i])

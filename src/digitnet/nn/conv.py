@@ -419,18 +419,19 @@ class MaxPool2D(_Pool2D):
         (kh, kw), (b0, b1, h, w) = self.kernel_size, xm.shape
         wo = w // kw
         y = np.empty((b0, b1, h // kh, wo), dtype=x.dtype)
-        self._along_w = np.empty((b0, b1 * h * wo), dtype=bool if kw == 2 else np.uint8)
-        self._along_h = np.empty((b0, b1 * (h // kh) * wo), dtype=bool if kh == 2 else np.uint8)
+        along_w = np.empty((b0, b1 * h * wo), dtype=bool if kw == 2 else np.uint8)
+        along_h = np.empty((b0, b1 * (h // kh) * wo), dtype=bool if kh == 2 else np.uint8)
 
         def pool(block: slice) -> None:  # the windows of a block of images (or channels)
             rows = xm[block].reshape(-1, kw)  # one window row per row
             row_max = np.empty(len(rows), dtype=x.dtype)
-            _first_max([rows[:, q] for q in range(kw)], row_max, self._along_w[block].reshape(-1))
+            _first_max([rows[:, q] for q in range(kw)], row_max, along_w[block].reshape(-1))
             row_max = row_max.reshape(-1, kh, wo)  # (rows of windows, kh, Wo)
             _first_max([row_max[:, p] for p in range(kh)], y[block].reshape(-1, wo),
-                       self._along_h[block].reshape(-1, wo))
+                       along_h[block].reshape(-1, wo))
 
         over_blocks(b0, pool, x.size)
+        self._along_w, self._along_h = along_w, along_h
         return y.transpose(back)
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
@@ -442,14 +443,15 @@ class MaxPool2D(_Pool2D):
         g = np.ascontiguousarray(grad_out.transpose(self._tiles))  # in the input's memory order
         b0, b1, _, wo = g.shape
         dx = np.empty((b0, b1, *self._x.shape[2:]), dtype=g.dtype)
+        along_w_all, along_h_all = self._along_w, self._along_h
 
         def unpool(block: slice) -> None:
             gb = g[block].reshape(-1, wo)
             to_rows = np.empty((len(gb), kh, wo), dtype=g.dtype)  # the gradient of each row's maximum
-            along_h = self._along_h[block].reshape(-1, wo)
+            along_h = along_h_all[block].reshape(-1, wo)
             for p in range(kh):
                 np.multiply(gb, _one_hot_part(along_h, p), out=to_rows[:, p])
-            to_rows, along_w = to_rows.reshape(-1), self._along_w[block].reshape(-1)
+            to_rows, along_w = to_rows.reshape(-1), along_w_all[block].reshape(-1)
             out = dx[block].reshape(-1, kw)
             for q in range(kw):
                 np.multiply(to_rows, _one_hot_part(along_w, q), out=out[:, q])
