@@ -6,7 +6,9 @@ Run it from the repository root on an otherwise idle machine: every figure is a
 wall-clock time and other processes on the same cores distort them (two-thread BLAS
 timing in particular). Each side of each comparison runs in its own fresh worker process
 pinned to ``--threads`` threads (see ``benchmarks/common.py``). The whole suite takes
-about 4 minutes on an idle 2-core machine (``--quick``: about 2); under load, much longer.
+about 4 minutes on an idle 2-core machine without the convolutional networks' benchmark,
+which adds about 15 (``--quick``: about 2 and 2); under load, much longer. ``--only cnn``
+measures that one alone (its figures are printed, not written to RESULTS.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (  # noqa: E402
+    bench_cnn,
     bench_epoch,
     bench_inference,
     bench_memory,
@@ -31,7 +34,7 @@ from benchmarks import (  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SUITE = [("epoch", bench_epoch), ("time_to_accuracy", bench_time_to_accuracy),
-         ("inference", bench_inference), ("memory", bench_memory)]
+         ("inference", bench_inference), ("memory", bench_memory), ("cnn", bench_cnn)]
 
 
 def environment_in_worker(threads: int) -> dict[str, Any]:
@@ -81,6 +84,25 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         inf = results["inference"]
         rows.append(("single-image prediction ≤ 100 µs",
                      f"{inf['digitnet']['latency_us_median']:.0f} µs", verdict(inf["met"]["latency"])))
+    if "cnn" not in failed:
+        rows += _cnn_rows(results["cnn"], verdict)
+    return rows
+
+
+def _cnn_rows(cnn: dict[str, Any], verdict: Any) -> list[tuple[str, str, str]]:
+    """Issue 14's targets: epoch time against torch, the FLOP floor, memory."""
+    rows = []
+    for case in cnn["cases"]:
+        rows.append((f"{case['case']} epoch ≤ {case['torch_target']}× torch (issue 14)",
+                     f"{case['ratio_vs_torch']:.2f}× ({case['digitnet']['epoch_s']:.1f} s vs "
+                     f"{case['torch']['epoch_s']:.1f} s)", verdict(case["met"]["vs_torch"])))
+    small = next(c for c in cnn["cases"] if c["case"] == "cnn")
+    rows.append(("small CNN: share of its FLOP floor reached (issue 14)",
+                 f"{100 * small['flop_floor_share']:.0f}% (floor {small['flop_floor_s']:.0f} s)", "–"))
+    mem = cnn["memory"]
+    rows.append((f"peak memory of a CNN training run ≤ {mem['target']}× torch's (issue 14)",
+                 f"{mem['ratio']:.2f}× ({mem['digitnet']['peak_rss_mb']:.0f} vs "
+                 f"{mem['torch']['peak_rss_mb']:.0f} MB)", verdict(mem["met"])))
     return rows
 
 
@@ -117,7 +139,7 @@ def render(results: dict[str, Any], note: str = "") -> str:
     ]
     if note:
         lines += ["", note]
-    lines += ["", "## Targets (issue 7)", "",
+    lines += ["", "## Targets (issues 7 and 14)", "",
               common.table(["target", "measured", "status"], summary(results)), ""]
     sections = [
         ("Training epoch on full MNIST (60,000 images)", bench_epoch,
@@ -139,9 +161,14 @@ def render(results: dict[str, Any], note: str = "") -> str:
         ("Peak memory", bench_memory,
          "Fresh process, `resource.getrusage(RUSAGE_SELF).ru_maxrss`. digitnet: `run_training` "
          "(the `digitnet train` pipeline); torch: same data as float32 tensors, same network."),
+        ("Convolutional networks: LeNet-5 and the small CNN", bench_cnn,
+         "The `lenet5` and `cnn` recipes' networks; torch: the same layers (`torch.nn`). Both: SGD "
+         "(lr 0.01, momentum 0.9), batch 128, float32, reshuffled each epoch; seconds per epoch of "
+         "60,000 images. Matmul-only: the step's matrix products alone, same shapes; FLOP floor: the "
+         "epoch's FLOPs at the measured sgemm peak, and its share of the epoch. Memory: a fresh process "
+         "per side trains the small CNN for 100 steps, validates on 5,000 images and scores the test set."),
     ]
-    for (title, module, desc), key in zip(sections, ("epoch", "time_to_accuracy", "inference", "memory"),
-                                          strict=True):
+    for (title, module, desc), key in zip(sections, [key for key, _ in SUITE], strict=True):
         if "error" in results.get(key, {"error": "not run"}):
             lines += [f"## {title}", "", f"Did not run: {results.get(key, {}).get('error', 'not run')}", ""]
             continue
@@ -160,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"), help="Markdown file to write")
     parser.add_argument("--note", default="", help="a paragraph to add under the conditions")
     parser.add_argument("--only", nargs="*", choices=[k for k, _ in SUITE],
-                        help="run only these benchmarks (RESULTS.md needs all four)")
+                        help="run only these benchmarks (RESULTS.md needs all of them)")
     parser.add_argument("--render", metavar="RESULTS_JSON",
                         help="do not measure: rewrite --out from a results.json written before")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

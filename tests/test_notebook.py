@@ -24,12 +24,12 @@ from tests.test_cli import write_tiny_mnist
 
 def test_a_model_is_a_table_of_layers_output_shapes_and_parameters():
     model = mlp([784, 256, 10], dropout=0.2, activation="leaky_relu", rng=0)
-    assert model.layer_table() == [("Linear(784 -> 256)", "(n, 256)", 200_960), ("LeakyReLU(alpha=0.01)",
+    assert model.layer_table() == [("Linear(784 -> 256)", "(n, 256)", 200_960), ("LeakyReLU",
                                     "(n, 256)", 0), ("Dropout(p=0.2)", "(n, 256)", 0),
                                    ("Linear(256 -> 10)", "(n, 10)", 2_570)]
     text = model.summary()
     assert text.splitlines()[0].split() == ["#", "layer", "output", "shape", "params"]
-    assert "  0  Linear(784 -> 256)     (n, 256)" in text
+    assert "  0  Linear(784 -> 256)  (n, 256)" in text
     assert text.splitlines()[-2].split() == ["total", "203,530"]
     assert "float32, 0.81 MB of weights" in text
     html = model._repr_html_()

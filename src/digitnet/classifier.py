@@ -3,7 +3,8 @@
 :class:`Classifier` is what a training run produces and a model file holds: the network,
 the loss that defines how outputs become probabilities, the input normalisation, the class
 labels, and the run spec that made it. Inputs are raw pixels (``uint8`` 0-255 or floats on
-that scale), rows of 784.
+that scale): rows of 784, or 28x28 (or 1x28x28) images, for a multilayer perceptron and a
+convolutional network alike (a convolutional network's first layer turns rows into images).
 
 :func:`train_classifier` trains the network a :class:`~digitnet.spec.RunSpec` describes on
 prepared data; ``digitnet train``, ``digitnet reproduce`` and the scikit-learn estimator
@@ -14,10 +15,11 @@ through it. This module never imports scikit-learn.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,7 +27,7 @@ from . import __version__, io, model_schema, notebook
 from .data.augment import Augmenter
 from .data.scaling import Normalizer
 from .errors import SpecError
-from .nn import LAYERS, LOSSES
+from .nn import LAYERS, LOSSES, Conv2D
 from .nn import losses as nn_losses
 from .nn.model import Sequential
 from .nn.optim import Optimizer
@@ -37,9 +39,9 @@ MODEL_DTYPES = model_schema.MODEL_DTYPES
 
 
 def check_inputs(x: Any, n_features: int | None = None) -> np.ndarray:
-    """Validate images as ``(n, d)`` numbers; ``(n, 28, 28)`` is flattened."""
+    """Validate images as ``(n, d)`` numbers; images ``(n, 28, 28)`` or ``(n, 1, 28, 28)`` become rows."""
     x = np.asarray(x)
-    if x.ndim == 3:
+    if x.ndim in (3, 4):
         x = x.reshape(len(x), -1)
     if x.ndim == 1 and n_features is not None and x.size == n_features:
         x = x.reshape(1, -1)
@@ -52,6 +54,22 @@ def check_inputs(x: Any, n_features: int | None = None) -> np.ndarray:
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise ValueError("images contain NaN or inf")
     return x
+
+
+#: The feature maps one convolution computes: its layer index (``conv``), the index of the
+#: layer whose output they are (``layer``), a ``title``, and the ``maps`` ``(n, channels,
+#: height, width)``. (The functional form keeps the field types real classes rather than
+#: strings, so documentation tools can resolve them.)
+FeatureMaps = NamedTuple("FeatureMaps", [("conv", int), ("layer", int), ("title", str),  # noqa: UP014
+                                         ("maps", np.ndarray)])
+FeatureMaps.__doc__ = "The feature maps one convolution computes (:meth:`Classifier.feature_maps`)."
+
+#: What a network makes of a batch (:meth:`Classifier.read`): ``labels`` ``(n,)``,
+#: ``probabilities`` ``(n, k)``, the ``hidden`` activations on feature vectors and the
+#: ``feature_maps`` of each convolution.
+Reading = NamedTuple("Reading", [("labels", np.ndarray), ("probabilities", np.ndarray),  # noqa: UP014
+                                 ("hidden", list[np.ndarray]), ("feature_maps", list[FeatureMaps])])
+Reading.__doc__ = "What a network makes of a batch (:meth:`Classifier.read`)."
 
 
 @dataclass
@@ -138,9 +156,39 @@ class Classifier:
         return float(np.mean(self.predict(x) == np.asarray(y)))
 
     def hidden_activations(self, x: Any) -> list[np.ndarray]:
-        """Output of every hidden activation layer (not the final layer), for a small batch."""
+        """Output ``(n, units)`` of every hidden activation layer on feature vectors (not the
+        final layer), for a small batch. A convolutional network's activations on images are
+        its :meth:`feature_maps`."""
+        return self.read(x).hidden
+
+    def feature_maps(self, x: Any) -> list[FeatureMaps]:
+        """What each convolution computes for a small batch: for every ``Conv2D``, the output
+        ``(n, channels, height, width)`` of the last layer after it that keeps its shape (its
+        batch norm and activation), before any pooling. Empty for a network without one."""
+        return self.read(x).feature_maps
+
+    def read(self, x: Any) -> Reading:
+        """Labels, probabilities, hidden activations and feature maps of a small batch, from
+        one forward pass (what ``digitnet serve`` shows for a drawn digit)."""
+        layers = self.model.layers
         outs = self.model.activations(self._inputs(x))
-        return [outs[i] for i, layer in enumerate(self.model.layers[:-1]) if layer.activation]
+        hidden = [outs[i] for i, layer in enumerate(layers[:-1]) if layer.activation and outs[i].ndim == 2]
+        maps = []
+        shapes = self.model.shapes() if any(isinstance(layer, Conv2D) for layer in layers) else []
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Conv2D):
+                continue
+            j = i  # through the layers that keep the maps' shape: batch norm, activation, dropout
+            while (j + 1 < len(layers) and shapes[j + 1] == shapes[i]
+                   and not isinstance(layers[j + 1], Conv2D)):
+                j += 1
+            after = ", ".join(type(layers[k]).__name__ for k in range(i + 1, j + 1))
+            c, h, w = shapes[i]
+            kh, kw = layer.kernel_size
+            title = (f"convolution {len(maps) + 1}: {c} maps of {h}x{w} ({kh}x{kw} kernels"
+                     + (f", then {after})" if after else ")"))
+            maps.append(FeatureMaps(i, j, title, outs[j]))
+        return Reading(self._labels(outs[-1]), self._probabilities(outs[-1]), hidden, maps)
 
     # -- description ----------------------------------------------------------------------
     def facts(self) -> list[tuple[str, str]]:
@@ -207,6 +255,7 @@ class Classifier:
                     _check_options(LAYERS, layer, "type", f"architecture.layers[{i}]")
                 _check_options(LOSSES, meta["loss"], "name", "loss")
                 model = Sequential.from_config(meta["architecture"], dtype=np.dtype(meta["dtype"]))
+                _check_working_size(model)
                 loss = LOSSES.create(meta["loss"])
                 normalizer = Normalizer.from_dict(meta["normalization"])
             except (KeyError, TypeError, ValueError) as exc:  # SchemaError is a ValueError
@@ -220,6 +269,7 @@ class Classifier:
                 raise io.ModelFileError(f"{path}: {model.output_size} outputs do not fit {len(classes)} "
                                         "classes")
             wanted = {f"param/{name}": p for name, p, _ in model.parameters()}
+            wanted.update((f"param/{name}", b) for name, b in model.buffers())  # batch norm's statistics
             missing = sorted(set(wanted) - set(bundle.names))
             if missing:
                 raise io.ModelFileError(f"{path}: the file has no array {missing[0]!r} for its layers")
@@ -233,6 +283,23 @@ class Classifier:
         extra = {k: v for k, v in meta.items()
                  if k not in ("architecture", "dtype", "loss", "normalization", "classes", "components")}
         return cls(model, loss, normalizer, classes, extra)
+
+
+def _check_working_size(model: Sequential) -> None:
+    """No layer may need more than ``model_schema.MAX_SAMPLE_VALUES`` values for one sample:
+    its output, or a convolution's unfolded patches (``C*kh*kw`` values per output pixel)."""
+    try:
+        shapes = model.shapes()
+    except ValueError:  # no fixed input shape (an old MLP file): its Linear sizes are bounded
+        return
+    for i, (layer, shape) in enumerate(zip(model.layers, shapes, strict=True)):
+        need = math.prod(shape)
+        if isinstance(layer, Conv2D):
+            need = max(need, layer.in_channels * math.prod(layer.kernel_size) * math.prod(shape[1:]))
+        if need > model_schema.MAX_SAMPLE_VALUES:
+            raise model_schema.SchemaError(
+                f"architecture.layers[{i}]: needs {need:,} values per sample, over the limit of "
+                f"{model_schema.MAX_SAMPLE_VALUES:,}")
 
 
 def _classes_text(classes: list[int]) -> str:

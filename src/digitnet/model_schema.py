@@ -3,7 +3,8 @@
 A model file comes from anywhere, so its metadata is validated as data first: every field's
 type and range (:data:`MODEL_SCHEMA`, a small declarative description), then what the fields
 imply together (:func:`check_model_meta`): the layers chain, their parameter count is at most
-:data:`MAX_PARAMETERS`, the normalisation statistics fit the input size, the classes fit the
+:data:`MAX_PARAMETERS` (and, once built, no layer needs more than :data:`MAX_SAMPLE_VALUES`
+values for one sample), the normalisation statistics fit the input size, the classes fit the
 output layer. Each violation is a :class:`SchemaError` naming the field
 (``architecture.layers[2].out_features: must be an integer in 1..65536, got -3``); the
 model file reader adds the file's name. Only then are the layers built (their allocation
@@ -23,7 +24,12 @@ from .data.scaling import Normalizer
 from .errors import DigitnetError
 
 MAX_LAYERS = 256
-MAX_FEATURES = 65_536  # inputs or outputs of one layer
+MAX_FEATURES = 65_536  # inputs or outputs of one layer, and values of one input sample
+MAX_CHANNELS = 4_096  # channels in or out of one convolution
+MAX_KERNEL = 64  # a convolution's or pooling window's side, stride and padding
+#: The most values one sample may need inside one layer (its output, or a convolution's
+#: unfolded patches): 64 MB as float32, so an evaluation batch of one always fits.
+MAX_SAMPLE_VALUES = 1 << 24
 MAX_PARAMETERS = 16_000_000  # 64 MB as float32 (the default network has 203,530)
 MAX_CLASSES = 1_000
 MAX_LABEL = 2**31  # class labels are in [-MAX_LABEL, MAX_LABEL)
@@ -144,9 +150,26 @@ def scalar(value: Any, where: str) -> Any:
     return number()(value, where)
 
 
+def pair(lo: int, hi: int) -> Check:
+    """An int in ``lo..hi``, or a list of two (a convolution's height and width)."""
+    one = integer(lo, hi)
+
+    def check(value: Any, where: str) -> int | list[int]:
+        if isinstance(value, list):
+            return list_of(one, min_len=2, max_len=2)(value, where)
+        return one(value, where)
+    return check
+
+
 # --------------------------------------------------------------------------- the model file
+SHAPE = list_of(integer(1, MAX_FEATURES), min_len=1, max_len=4)
 LAYER = mapping({"type": string()}, {"in_features": integer(1, MAX_FEATURES),
-                                     "out_features": integer(1, MAX_FEATURES), "bias": boolean},
+                                     "out_features": integer(1, MAX_FEATURES), "bias": boolean,
+                                     "in_channels": integer(1, MAX_CHANNELS),
+                                     "out_channels": integer(1, MAX_CHANNELS),
+                                     "num_features": integer(1, MAX_FEATURES),
+                                     "kernel_size": pair(1, MAX_KERNEL), "stride": pair(1, MAX_KERNEL),
+                                     "padding": pair(0, MAX_KERNEL), "shape": SHAPE},
                 other=scalar, max_keys=32)
 STATISTIC = optional(lambda v, w: number()(v, w) if not isinstance(v, list)
                      else list_of(number(), max_len=MAX_FEATURES)(v, w))
@@ -157,7 +180,8 @@ NORMALIZATION = mapping({"method": string(*NORMALIZATION_METHODS)}, {
 
 MODEL_SCHEMA = mapping(
     {"kind": string("model"), "architecture": mapping({"layers": list_of(LAYER, min_len=1,
-                                                                         max_len=MAX_LAYERS)}),
+                                                                         max_len=MAX_LAYERS)},
+                                                      {"input_shape": SHAPE}),
      "dtype": string(*MODEL_DTYPES), "loss": mapping({"name": string()}, other=scalar, max_keys=16),
      "normalization": NORMALIZATION,
      "classes": list_of(integer(-MAX_LABEL, MAX_LABEL - 1), min_len=2, max_len=MAX_CLASSES, distinct=True)},
@@ -181,9 +205,21 @@ def _non_finite(value: Any, where: str) -> None:
 
 
 def parameter_count(layers: list[dict[str, Any]]) -> int:
-    """Weights and biases the layers declare: ``in * out (+ out)`` for each layer with sizes."""
-    return sum(layer["in_features"] * layer["out_features"] + (layer["out_features"]
-               if layer.get("bias", True) else 0) for layer in layers if "in_features" in layer)
+    """Values the layers declare: ``in * out (+ out)`` for each layer with feature sizes,
+    ``in * out * kh * kw (+ out)`` for a convolution, four per feature for batch norm (scale,
+    shift and two running statistics)."""
+    count = 0
+    for layer in layers:
+        bias = layer.get("bias", True) is not False
+        if "in_features" in layer:
+            count += layer["in_features"] * layer["out_features"] + (layer["out_features"] if bias else 0)
+        if "in_channels" in layer:
+            kernel = layer.get("kernel_size", 3)
+            kh, kw = kernel if isinstance(kernel, list) else (kernel, kernel)
+            out = layer.get("out_channels", 1)
+            count += layer["in_channels"] * out * kh * kw + (out if bias else 0)
+        count += 4 * layer.get("num_features", 0)
+    return count
 
 
 def check_model_meta(meta: Any) -> dict[str, Any]:
@@ -198,8 +234,12 @@ def check_model_meta(meta: Any) -> dict[str, Any]:
     if sized:
         raise _fail(f"architecture.layers[{sized[0][0]}]", "must give both in_features and out_features")
     linear = [(i, layer) for i, layer in enumerate(layers) if "in_features" in layer]
-    if not linear:
-        raise _fail("architecture.layers", "must include a layer with in_features and out_features")
+    input_shape = meta["architecture"].get("input_shape")
+    if input_shape is None and not linear:
+        raise _fail("architecture", "must give input_shape or include a layer with in_features")
+    if input_shape is not None and math.prod(input_shape) > MAX_FEATURES:
+        raise _fail("architecture.input_shape", f"must hold at most {MAX_FEATURES:,} values per sample",
+                    input_shape)
     for (_, before), (i, layer) in zip(linear, linear[1:], strict=False):
         if layer["in_features"] != before["out_features"]:
             raise _fail(f"architecture.layers[{i}].in_features",
@@ -209,7 +249,8 @@ def check_model_meta(meta: Any) -> dict[str, Any]:
     if count > MAX_PARAMETERS:
         raise _fail("architecture.layers", f"declare {count:,} parameters, over the limit of "
                                            f"{MAX_PARAMETERS:,}")
-    _check_normalization(meta["normalization"], linear[0][1]["in_features"])
+    n_inputs = math.prod(input_shape) if input_shape is not None else linear[0][1]["in_features"]
+    _check_normalization(meta["normalization"], n_inputs)
     return meta
 
 
@@ -218,7 +259,7 @@ def _check_normalization(norm: dict[str, Any], n_inputs: int) -> None:
     where = "normalization"
     n = norm.get("n_features")
     if n is not None and n != n_inputs:
-        raise _fail(f"{where}.n_features", f"must equal the first layer's in_features ({n_inputs})", n)
+        raise _fail(f"{where}.n_features", f"must equal the values of one input sample ({n_inputs})", n)
     method, per_pixel = norm["method"], norm.get("per_pixel", False)
     needed = {"zscore": ("mean", "std"), "minmax": ("min", "max")}.get(method, ())
     for key in needed:

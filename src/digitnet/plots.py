@@ -358,6 +358,80 @@ def plot_first_layer_weights(weights: Any, path: str | Path | None = None, *, n_
         return _finish(fig, path)
 
 
+def plot_conv_filters(weights: Any, path: str | Path | None = None, *, n_filters: int = 64,
+                      columns: int = 8, title: str = "First-layer convolution filters") -> bytes:
+    """The first ``n_filters`` kernels of a convolution's ``(filters, channels, kh, kw)`` weights,
+    each as a small ``kh x kw`` image (the mean over input channels when there are several).
+
+    Each filter has its own symmetric colour scale (red positive, blue negative), so the
+    pattern it detects shows whatever its size: an edge, a stroke end, a blob. PNG of
+    ``100 * 1.2 * columns`` by ``100 * (1.3 * rows + 0.7)`` pixels.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 4:
+        raise ValueError(f"expected (filters, channels, height, width) weights, got shape {w.shape}")
+    n = min(n_filters, w.shape[0])
+    kernels = w[:n].mean(axis=1)
+    columns = max(1, min(columns, n))
+    rows = max(1, math.ceil(n / columns))
+    with _style():
+        fig = _figure(1.2 * columns, 1.3 * rows + 0.7)
+        axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(rows, columns)
+        for i, ax in enumerate(axes.flat):
+            _blank(ax)
+            if i < n:
+                vmax = float(np.abs(kernels[i]).max()) or 1.0
+                ax.imshow(kernels[i], cmap=WEIGHT_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
+                ax.set_title(f"filter {i}", fontsize=8, pad=2)
+        shown = f"first {n} of {w.shape[0]}" if n < w.shape[0] else f"all {n}"
+        channels = f", mean over {w.shape[1]} input channels" if w.shape[1] > 1 else ""
+        fig.suptitle(f"{title} ({shown}, {w.shape[2]}x{w.shape[3]}{channels})")
+        fig.supxlabel("red: positive weight, blue: negative, white: zero; each filter on its own scale",
+                      fontsize=9, color=PALETTE["muted"])
+        return _finish(fig, path)
+
+
+def plot_feature_maps(image: Any, layers: Sequence[tuple[str, Any]], path: str | Path | None = None, *,
+                      columns: int = 16, max_maps: int = 64, title: str = "Feature maps of one test digit"
+                      ) -> bytes:
+    """One digit and what each convolution makes of it: ``image`` (784,) or (28, 28), and per
+    convolution a ``(title, maps (channels, height, width))`` pair, its first ``max_maps``
+    maps in rows of ``columns``, each on the scale of the whole layer (black 0, bright the
+    layer's largest value; maps with negative values, after tanh, are centred on grey).
+
+    PNG of ``100 * 0.9 * columns`` pixels wide and about ``100 * (0.9 * rows + 0.5)`` high
+    per convolution, plus the digit.
+    """
+    picture = _as_images(np.asarray(image).reshape(1, -1))[0]
+    blocks = [(name, np.asarray(maps, dtype=np.float64)[:max_maps]) for name, maps in layers]
+    if not blocks:
+        raise ValueError("no convolution to show")
+    for name, maps in blocks:
+        if maps.ndim != 3:
+            raise ValueError(f"{name}: expected maps of shape (channels, height, width), got {maps.shape}")
+    heights = [1.6] + [0.9 * math.ceil(len(m) / columns) + 0.45 for _, m in blocks]
+    with _style():
+        fig = _figure(0.9 * columns, sum(heights) + 0.6)
+        grids = fig.subfigures(len(heights), 1, height_ratios=heights)
+        ax = grids[0].subplots()
+        _blank(ax)
+        ax.imshow(picture, cmap=IMAGE_CMAP, interpolation="nearest")
+        ax.set_title("the digit", fontsize=9)
+        for sub, (name, maps) in zip(grids[1:], blocks, strict=True):
+            rows = math.ceil(len(maps) / columns)
+            axes = np.atleast_1d(sub.subplots(rows, columns)).reshape(rows, columns)
+            top = float(np.abs(maps).max()) or 1.0
+            signed = bool(maps.min() < 0)
+            for i, a in enumerate(axes.flat):
+                _blank(a)
+                if i < len(maps):
+                    a.imshow(maps[i], cmap="gray" if signed else "inferno", interpolation="nearest",
+                             vmin=-top if signed else 0.0, vmax=top)
+            sub.suptitle(name, fontsize=10, fontweight="normal")
+        fig.suptitle(title)
+        return _finish(fig, path)
+
+
 def plot_precision_recall(precision: Sequence[float], recall: Sequence[float],
                           class_names: Sequence[str], path: str | Path | None = None, *,
                           title: str = "Precision and recall per class (test set)",

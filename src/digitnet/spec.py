@@ -47,10 +47,11 @@ from .nn.optim import Optimizer
 __all__ = ["DataSpec", "ModelSpec", "TrainingSpec", "RunSpec", "Built", "build", "load_spec",
            "FORMATS", "SPLITS", "DATASETS"]
 
-#: Datasets the data catalogue knows, by name (the number of classes, the image size and the
-#: training images), from :data:`digitnet.data.datasets.CATALOGUE`.
-DATASETS: dict[str, dict[str, int]] = {
-    name: {"classes": info.n_classes, "features": 784, "train": info.n_train}
+#: Datasets the data catalogue knows, by name (the number of classes, the image size as rows of
+#: ``features`` values and as a ``(channels, height, width)`` image, the training images), from
+#: :data:`digitnet.data.datasets.CATALOGUE`.
+DATASETS: dict[str, dict[str, Any]] = {
+    name: {"classes": info.n_classes, "features": 784, "image": (1, 28, 28), "train": info.n_train}
     for name, info in CATALOGUE.items()}
 #: File formats a dataset can be read from (see :mod:`digitnet.data.catalog`).
 FORMATS = ("idx", "mnist_pkl", "kaggle", "keras", "openml")
@@ -530,7 +531,14 @@ Built.__doc__ = "What :func:`build` makes: an untrained network, its loss and it
 
 
 def layer_configs(spec: RunSpec, n_features: int, n_outputs: int, loss: Loss) -> list[dict[str, Any]]:
-    """The network's layer tables, with every size filled in from the data."""
+    """The network's layer tables, with every size filled in from the data.
+
+    Each layer is sized by the shape of what the layer below gives (``Layer.infer``): a
+    Linear's ``in_features``, a Conv2D's ``in_channels``, a BatchNorm's ``num_features``; the
+    last Linear's ``out_features`` follows from the classes. The data are rows of
+    ``n_features`` pixels; a network that starts with a layer taking images (Conv2D, a pooling
+    layer) gets an ``Unflatten`` to the dataset's image shape, ``(1, 28, 28)`` for MNIST, in
+    front. Sizes that do not fit are errors naming the layer."""
     m = spec.model
     if m.layers is None:
         out_act = m.output_activation if m.output_activation is not None else loss.output_activation
@@ -541,23 +549,30 @@ def layer_configs(spec: RunSpec, n_features: int, n_outputs: int, loss: Loss) ->
     sized = [i for i, entry in enumerate(layers) if "out_features" in LAYERS.options(entry["type"])]
     if not sized:
         raise _fail("model.layers", "the network needs at least one Linear layer")
-    features = n_features
+    for i in sized[:-1]:
+        if "out_features" not in layers[i]:
+            raise _fail(f"model.layers[{i}]", "needs out_features (only the last Linear layer's "
+                                              "follows from the classes)")
+    layers[sized[-1]].setdefault("out_features", n_outputs)
+    names = [f"model.layers[{i}]" for i in range(len(layers))]
+    image = tuple(DATASETS[spec.data.dataset]["image"])
+    if LAYERS.get(layers[0]["type"]).input_ndim == 3:
+        if math.prod(image) != n_features:
+            raise _fail("model.layers[0]", f"takes images, but the data are rows of {n_features} values")
+        layers.insert(0, {"type": "Unflatten", "shape": list(image)})
+        names.insert(0, "model.layers (the Unflatten in front)")
+    shape: tuple[int, ...] = (n_features,)
     for i, entry in enumerate(layers):
-        if i not in sized:
-            continue
-        given_in = entry.setdefault("in_features", features)
-        if given_in != features:
-            raise _fail(f"model.layers[{i}].in_features",
-                        f"is {given_in}, but the layer below gives {features}")
-        if "out_features" not in entry:
-            if i != sized[-1]:
-                raise _fail(f"model.layers[{i}]", "needs out_features (only the last Linear layer's "
-                                                  "follows from the classes)")
-            entry["out_features"] = n_outputs
-        features = integer(1)(entry["out_features"], f"model.layers[{i}].out_features")
-    if features != n_outputs:
-        raise _fail("model.layers", f"the last Linear layer gives {features} outputs, but the "
-                                    f"{spec.training.loss} loss needs {n_outputs} for these classes")
+        try:
+            layers[i], shape = LAYERS.get(entry["type"]).infer(entry, shape)
+        except (ValueError, TypeError) as exc:
+            raise _fail(names[i], str(exc)) from None
+    features = layers[sized[-1] + (len(layers) - len(m.layers))]["out_features"]
+    if shape != (n_outputs,):
+        what = f"the last Linear layer gives {features} outputs" if shape == (features,) else \
+            f"the network gives outputs of shape {shape}"
+        raise _fail("model.layers", f"{what}, but the {spec.training.loss} loss needs {n_outputs} "
+                                    "for these classes")
     return layers
 
 
@@ -573,7 +588,8 @@ def build(spec: RunSpec, n_features: int, n_classes: int, n_train: int | None = 
         raise _fail("training.loss", str(exc)) from None
     layers = layer_configs(spec, n_features, n_outputs, loss)
     try:
-        model = Sequential.from_config({"layers": layers}, rng=t.seed, dtype=spec.model.dtype)
+        model = Sequential.from_config({"layers": layers, "input_shape": [n_features]}, rng=t.seed,
+                                       dtype=spec.model.dtype)
     except (UnknownComponentError, ValueError, TypeError) as exc:
         raise _fail("model", str(exc)) from None
     options = spec.component_options("optimizer")

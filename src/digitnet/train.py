@@ -124,9 +124,11 @@ class History:
 
 def evaluate(model: Sequential, loss: Loss, x: np.ndarray, y: np.ndarray,
              preprocess: Preprocess | None = None, batch_size: int = 2000) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on ``(x, y)``, in evaluation mode."""
+    """Mean loss and accuracy of ``model`` on ``(x, y)``, in evaluation mode (in batches of
+    ``batch_size``, fewer for a network with wide feature maps: ``Sequential.batch_for``)."""
     if len(x) == 0:
         return float("nan"), float("nan")
+    batch_size = model.batch_for(batch_size)
     total_loss, correct = 0.0, 0
     with model.evaluating():
         for i in range(0, len(x), batch_size):

@@ -8,24 +8,45 @@ import threading
 import numpy as np
 import pytest
 
-from digitnet.nn import LAYERS, LOSSES, SGD, Sequential, SoftmaxCrossEntropy, check_model_gradients, mlp
+from digitnet.nn import (
+    LAYERS,
+    LOSSES,
+    SGD,
+    Flatten,
+    Sequential,
+    SoftmaxCrossEntropy,
+    check_model_gradients,
+    mlp,
+)
 from digitnet.nn.gradcheck import numerical_gradient, relative_error
 from digitnet.train import fit
 from tests.conftest import make_blobs
 
-#: An example config for every registered layer (the harness fails when one is missing).
+#: An example config for every registered layer (the harness fails when one is missing), and
+#: the shape of one input sample where it is not ``(6,)``.
 EXAMPLES = {
     "Linear": {"in_features": 6, "out_features": 4},
     "ScalarBiasLinear": {"in_features": 6, "out_features": 4, "bias_init": {"name": "uniform"}},
-    "ReLU": {}, "LeakyReLU": {"alpha": 0.1}, "Sigmoid": {}, "Tanh": {}, "Softmax": {},
+    "ReLU": {}, "LeakyReLU": {"alpha": 0.1}, "Sigmoid": {}, "Tanh": {}, "Softmax": {}, "ScaledTanh": {},
     "RoundedSigmoid": {}, "Dropout": {"p": 0.3},
+    "Conv2D": {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2, "padding": 1},
+    "MaxPool2D": {"kernel_size": 2}, "AvgPool2D": {"kernel_size": 3, "stride": 2},
+    "GlobalAvgPool2D": {}, "Flatten": {}, "Unflatten": {"shape": [2, 3]},
+    "BatchNorm": {"num_features": 2},
 }
-EXACT_GRADIENTS = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout"}
+INPUT_SHAPES = {"Conv2D": (2, 7, 6), "MaxPool2D": (2, 5, 6), "AvgPool2D": (2, 7, 6),
+                "GlobalAvgPool2D": (2, 3, 4), "Flatten": (2, 3, 2), "BatchNorm": (2, 3, 3)}
+EXACT_GRADIENTS = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ScaledTanh", "Softmax", "Dropout",
+                   "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Unflatten", "BatchNorm"}
 
 
 def make(name: str, dtype=np.float64):
     config = {"type": name, **EXAMPLES[name]}
     return LAYERS.create(config, rng=np.random.default_rng(0), dtype=np.dtype(dtype))
+
+
+def sample_shape(name: str) -> tuple[int, ...]:
+    return INPUT_SHAPES.get(name, (EXAMPLES[name].get("in_features", 6),))
 
 
 def test_every_registered_layer_has_an_example():
@@ -35,11 +56,10 @@ def test_every_registered_layer_has_an_example():
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_layer_contract(name):
     layer = make(name)
-    width = EXAMPLES[name].get("in_features", 6)
-    x = np.random.default_rng(1).standard_normal((5, width))
+    x = np.random.default_rng(1).standard_normal((5, *sample_shape(name)))
     y = layer.forward(x)
     assert y.shape[0] == 5 and y.dtype == np.float64
-    assert layer.output_shape(x.shape[1:]) == y.shape[1:]  # what summaries show, without a forward pass
+    assert y.shape[1:] == layer.output_shape(sample_shape(name))  # shape inference (summaries) agrees
     g = np.random.default_rng(2).standard_normal(y.shape)
     dx = layer.backward(g)
     assert dx.shape == x.shape
@@ -47,11 +67,11 @@ def test_layer_contract(name):
     # the config rebuilds the same kind of layer with the same options
     clone = LAYERS.create(layer.config(), rng=np.random.default_rng(0), dtype=np.float64)
     assert type(clone) is type(layer) and clone.config() == layer.config()
-    # in evaluation, every forward pass has its own arrays
+    # in evaluation, every forward pass has its own arrays (or a view of its input)
     layer.train(False)
     a, b = layer.forward(x), layer.forward(x)
     assert a is not x or name == "Dropout"
-    if a is not x:
+    if not np.shares_memory(a, x):
         assert not np.shares_memory(a, b)
     np.testing.assert_array_equal(a, b)
 
@@ -59,15 +79,20 @@ def test_layer_contract(name):
 @pytest.mark.parametrize("name", sorted(EXACT_GRADIENTS))
 def test_layer_gradients_match_finite_differences(name):
     layer = make(name)
-    width = EXAMPLES[name].get("in_features", 6)
-    head = [] if width == 6 and "in_features" in EXAMPLES[name] else \
-        [LAYERS.create({"type": "Linear", "in_features": 6, "out_features": width},
-                       rng=np.random.default_rng(3), dtype=np.float64)]
-    tail_in = EXAMPLES[name].get("out_features", width)
-    layers = [*head, layer, LAYERS.create({"type": "Linear", "in_features": tail_in, "out_features": 3},
-                                          rng=np.random.default_rng(4), dtype=np.float64)]
-    x = np.random.default_rng(5).standard_normal((4, 6))
-    errors = check_model_gradients(Sequential(layers), SoftmaxCrossEntropy(), x, np.array([0, 1, 2, 1]))
+    shape = sample_shape(name)
+    rng = np.random.default_rng(3)
+    head = [] if name in INPUT_SHAPES or name == "Linear" else \
+        [LAYERS.create({"type": "Linear", "in_features": 6, "out_features": shape[0]}, rng=rng,
+                       dtype=np.float64)]
+    out = layer.output_shape(shape)
+    flat = [] if len(out) == 1 else [Flatten()]
+    layers = [*head, layer, *flat, LAYERS.create({"type": "Linear", "in_features": int(np.prod(out)),
+                                                   "out_features": 3}, rng=rng, dtype=np.float64)]
+    x = np.random.default_rng(5).standard_normal((4, *(shape if name in INPUT_SHAPES else (6,))))
+    # h = 1e-5: a strided convolution's input gradient has entries near 1e-5, where the
+    # rounding error of h = 1e-6 alone is a relative 1e-5
+    errors = check_model_gradients(Sequential(layers), SoftmaxCrossEntropy(), x, np.array([0, 1, 2, 1]),
+                                   h=1e-5)
     assert max(errors.values()) < 1e-6, errors
 
 

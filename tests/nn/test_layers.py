@@ -69,7 +69,7 @@ def test_config_round_trip_and_state_dict():
         clone.load_state_dict({**model.state_dict(), "0.weight": np.zeros((2, 2))})
     with pytest.raises(ValueError, match="missing"):
         clone.load_state_dict({})
-    with pytest.raises(ValueError, match="unknown layer 'Conv9D'; choose one of Dropout"):
+    with pytest.raises(ValueError, match="unknown layer 'Conv9D'; choose one of AvgPool2D, BatchNorm"):
         LAYERS.create({"type": "Conv9D"})
 
 

@@ -125,3 +125,24 @@ def serving(model: Path, *extra: str, timeout: float = 60.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@functools.lru_cache(maxsize=1)
+def mnist_cnn_classifier(data_dir: str | Path, n_train: int = 12000, seed: int = 0):
+    """A small CNN (8 and 16 3x3 maps with batch norm, 32 dense units) trained for one epoch on
+    the first ``n_train`` real MNIST images (once per test session; callers only read it)."""
+    from digitnet.classifier import train_classifier
+    from digitnet.data import load_mnist
+    from digitnet.prepare import prepare
+    from digitnet.spec import RunSpec
+
+    ds = load_mnist(data_dir)
+    layers = ({"type": "Conv2D", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False},
+              {"type": "BatchNorm"}, {"type": "ReLU"}, {"type": "MaxPool2D", "kernel_size": 2},
+              {"type": "Conv2D", "out_channels": 16, "kernel_size": 3, "padding": 1, "bias": False},
+              {"type": "BatchNorm"}, {"type": "ReLU"}, {"type": "MaxPool2D", "kernel_size": 2},
+              {"type": "Flatten"}, {"type": "Linear", "out_features": 32}, {"type": "ReLU"},
+              {"type": "Linear"})
+    spec = RunSpec().replace(layers=layers, epochs=1, lr=3e-3, seed=seed, valid_size=0)
+    data = prepare(spec.data, {"train": (ds.x_train[:n_train], ds.y_train[:n_train])}, seed=seed)
+    return train_classifier(spec, data, progress=False)[0]

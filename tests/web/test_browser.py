@@ -171,3 +171,40 @@ def test_phone_sized_screen_with_a_finger(server, browser, tmp_path):
         shutil.copyfile(tmp_path / "phone.png", SCREENSHOT_COPY.with_name("digitnet-web-phone.png"))
     assert problems == []
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def cnn_server(tmp_path_factory):
+    from tests.web.helpers import mnist_cnn_classifier, serving
+
+    model = tmp_path_factory.mktemp("served-cnn") / "model.npz"
+    mnist_cnn_classifier(mnist_dir()).save(model)
+    with serving(model) as url:
+        yield url
+
+
+def test_a_cnn_shows_its_feature_maps(cnn_server, browser, tmp_path):
+    """A convolutional network: the page shows, for the drawn digit, one grid of maps per
+    convolution, lit where the strokes are; Clear blanks them."""
+    page, problems = open_page(browser, cnn_server, viewport={"width": 1100, "height": 900})
+    assert "convolutions 8-16" in page.locator("#model-info").text_content()
+    assert page.locator("#maps-panel").is_visible()
+    stroke(page, vertical_line(pad_box(page)))
+    shows(page, "1")
+    page.wait_for_function("document.querySelectorAll('#maps canvas').length === 2", timeout=15_000)
+    captions = page.locator("#maps p").all_text_contents()
+    assert captions[0].startswith("convolution 1: 8 maps of 28x28") and "16 maps of 14x14" in captions[1]
+    lit = page.evaluate("""() => [...document.querySelectorAll('#maps canvas')].map((c) => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s; })""")
+    assert all(v > 0 for v in lit)
+    assert "32 units" in page.locator("#layers p").text_content()  # the dense hidden layer
+    shot = tmp_path / "cnn.png"
+    page.screenshot(path=str(shot), full_page=True)
+    with contextlib.suppress(OSError):
+        shutil.copyfile(shot, SCREENSHOT_COPY.with_name("digitnet-web-cnn.png"))
+    page.click("#clear")
+    assert page.evaluate("""() => [...document.querySelectorAll('#maps canvas')].every((c) =>
+        c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every((v) => v === 0))""")
+    assert problems == []
+    page.context.close()

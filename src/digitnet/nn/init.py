@@ -1,7 +1,8 @@
 """Weight initialisers.
 
-An initialiser is a small object that, given a weight shape ``(fan_in, fan_out)``
-and a random generator, returns a fresh array. Each one can describe itself as a
+An initialiser is a small object that, given a weight shape (``(fan_in, fan_out)`` for a
+dense layer, ``(out_channels, in_channels, kh, kw)`` for a convolution) and a random
+generator, returns a fresh array. Each one can describe itself as a
 JSON-able dict (``config()``) so a saved model records how it was made, and
 ``INITIALIZERS.create`` turns a name or such a dict back into an initialiser.
 
@@ -41,8 +42,14 @@ class Initializer:
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """``(fan_in, fan_out)``: a dense weight is ``(in, out)``; a convolution's is ``(out, in, kh,
+    kw)``, each input and output channel counted once per kernel position (as PyTorch and Keras
+    count them)."""
     if len(shape) == 1:
         return shape[0], shape[0]
+    if len(shape) == 4:
+        receptive = shape[2] * shape[3]
+        return shape[1] * receptive, shape[0] * receptive
     return shape[0], shape[1]
 
 

@@ -7,7 +7,11 @@ Conventions (the whole engine follows them):
   layer's parameter gradients (they are not accumulated) and returns the gradient with
   respect to the layer's input.
 * A layer owns its parameters and their gradients as name -> array pairs in
-  ``self.params`` and ``self.grads``; the optimiser walks those pairs.
+  ``self.params`` and ``self.grads``; the optimiser walks those pairs. State that is saved
+  with the model but not trained (batch norm's running statistics) is in ``self.buffers``.
+* Shapes are per sample (no batch axis): ``Layer.infer(config, input_shape)`` fills in the
+  sizes a layer config leaves to the layer below (``in_features``, ``in_channels``, ...) and
+  gives the output shape, so a stack of layer tables is sized from the input shape alone.
 * In training, the outputs of matrix products are written into arrays reused from step to
   step (:class:`~digitnet.nn.workspace.Workspace`), so the array ``forward`` returns is
   valid until the next ``forward``. In evaluation mode (``layer.train(False)``) every
@@ -18,6 +22,7 @@ Conventions (the whole engine follows them):
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,10 @@ import numpy as np
 from .init import INITIALIZERS, Initializer
 from .registry import Registry
 from .workspace import Workspace
+
+#: A layer config (``{"type": "Linear", "out_features": 10, ...}``) and the shape of one sample.
+Config = dict[str, Any]
+Shape = tuple[int, ...]
 
 
 class Layer(Workspace):
@@ -34,11 +43,26 @@ class Layer(Workspace):
 
     name = "Layer"
     activation = False
+    #: The rank of one sample the layer takes: 1 for feature vectors, 3 for (channels, height,
+    #: width) images; None for any (elementwise layers).
+    input_ndim: int | None = None
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self.training = True
+
+    @classmethod
+    def infer(cls, config: Config, input_shape: Shape) -> tuple[Config, Shape]:
+        """``(config, output_shape)`` for one sample of ``input_shape``: the config with the sizes
+        that follow from the input filled in, and the shape the layer gives. A ``ValueError``
+        says why an input does not fit. Elementwise layers (this default) keep the shape."""
+        return config, tuple(input_shape)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one output sample for one input sample of ``input_shape``."""
+        return type(self).infer(self.config(), tuple(input_shape))[1]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -53,20 +77,24 @@ class Layer(Workspace):
     def train(self, mode: bool = True) -> None:
         self.training = mode
 
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The shape of one sample's output for one sample's input shape (no batch axis):
-        elementwise layers keep it; a layer that changes it says how."""
-        return tuple(input_shape)
-
     def brief(self) -> str:
         """A short description for summaries: ``Linear(784 -> 256)``, ``Dropout(p=0.2)``
         (initialisers left out: they matter only before training)."""
         config = {k: v for k, v in self.config().items() if k not in ("type", "weight_init", "bias_init")}
-        parts = []
-        if "in_features" in config and "out_features" in config:
-            parts.append(f"{config.pop('in_features')} -> {config.pop('out_features')}")
-        if config.get("bias") is True:
-            config.pop("bias")
+        defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        kept = ("kernel_size",)  # always shown
+        config = {k: v for k, v in config.items()
+                  if k in kept or k not in defaults or _plain(v) != _plain(defaults[k])}
+        if "stride" in config and _plain(config["stride"]) == _plain(config.get("kernel_size")):
+            config.pop("stride")  # pooling windows that tile the image
+        parts = [str(config.pop("num_features"))] if "num_features" in config else []
+        for unit in ("features", "channels"):
+            if f"in_{unit}" in config and f"out_{unit}" in config:
+                parts.append(f"{config.pop(f'in_{unit}')} -> {config.pop(f'out_{unit}')}")
+        if "kernel_size" in config:
+            k = config.pop("kernel_size")
+            parts.append("x".join(map(str, k)) if isinstance(k, (list, tuple)) else f"{k}x{k}")
         parts += [f"{k}={v!r}" for k, v in config.items()]
         return f"{self.name}({', '.join(parts)})" if parts else self.name
 
@@ -76,6 +104,14 @@ class Layer(Workspace):
 
 
 LAYERS: Registry[Layer] = Registry("layer", key="type")
+
+
+def size_option(config: dict[str, Any], key: str) -> int:
+    """A layer config's size option (``out_features``, ``out_channels``, ...) as a positive int."""
+    value = config.get(key)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{key} must be a positive whole number, got {value!r}")
+    return int(value)
 
 
 @LAYERS.register()
@@ -117,6 +153,17 @@ class Linear(Layer):
             self.params["bias"] = self.bias_init((self.out_features,), rng, self.dtype)
             self.grads["bias"] = np.zeros(self.out_features, dtype=self.dtype)
 
+    @classmethod
+    def infer(cls, config: Config, input_shape: Shape) -> tuple[Config, Shape]:
+        if len(input_shape) != 1:
+            raise ValueError(f"{cls.name} takes feature vectors, got inputs of shape {tuple(input_shape)}; "
+                             "a Flatten layer (or GlobalAvgPool2D) turns images into vectors")
+        config = {**config, "in_features": config.get("in_features", input_shape[0])}
+        if config["in_features"] != input_shape[0]:
+            raise ValueError(f"in_features is {config['in_features']!r}, but its input has "
+                             f"{input_shape[0]} features")
+        return config, (size_option(config, "out_features"),)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}->{self.out_features}) expects input of shape "
@@ -135,12 +182,6 @@ class Linear(Layer):
         if not need_input_grad:
             return None
         return np.matmul(g, w.T, out=self.reuse("dx", x.shape, self.dtype))  # dx = g @ W.T
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if tuple(input_shape) != (self.in_features,):
-            raise ValueError(f"{self.brief()} takes samples of shape ({self.in_features},), "
-                             f"got {tuple(input_shape)}")
-        return (self.out_features,)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "in_features": self.in_features, "out_features": self.out_features,
@@ -215,6 +256,30 @@ class Tanh(Layer):
         return grad_out * (1 - y * y)
 
 
+@LAYERS.register(aliases=("scaled_tanh",))
+class ScaledTanh(Layer):
+    """LeCun's squashing function, ``y = A tanh(S x)`` with ``A = 1.7159``, ``S = 2/3`` (LeNet-5,
+    1998: unit inputs give outputs of about unit variance, and ``y(1) = 1``);
+    ``dy/dx = A S (1 - tanh^2(S x))``."""
+
+    activation = True
+
+    def __init__(self, amplitude: float = 1.7159, slope: float = 2.0 / 3.0) -> None:
+        super().__init__()
+        self.amplitude, self.slope = float(amplitude), float(slope)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._t = t = np.tanh(self.slope * x)
+        return self.amplitude * t
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
+        t = self._t
+        return grad_out * (self.amplitude * self.slope) * (1 - t * t)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.name, "amplitude": self.amplitude, "slope": self.slope}
+
+
 @LAYERS.register(aliases=("softmax",))
 class Softmax(Layer):
     """Row-wise ``y = exp(x - max x) / sum(exp(x - max x))`` (the shift changes nothing but
@@ -272,3 +337,11 @@ class Dropout(Layer):
 def activation_names() -> list[str]:
     """The lower-case names of the activation layers (``"relu"``, ``"sigmoid"``, ...)."""
     return [n for n in LAYERS.names(aliases=True, where=lambda cls: cls.activation) if n.islower()]
+
+
+def _plain(value: Any) -> Any:
+    """A config value compared across spellings: ``[2, 2]``, ``(2, 2)`` and ``2`` alike."""
+    if isinstance(value, (list, tuple)):
+        value = tuple(value)
+        return value[0] if len(value) == 2 and value[0] == value[1] else value
+    return value

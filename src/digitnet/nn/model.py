@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from typing import Any
 import numpy as np
 
 from .layers import LAYERS, Layer, Linear, activation_names
+
+#: The most values one layer output of an evaluation batch holds (32 MB of float32).
+EVAL_VALUES = 1 << 23
 
 
 @dataclass
@@ -44,15 +48,30 @@ class Parameters(list):
 
 
 class Sequential:
-    """A stack of layers. ``forward`` runs them first to last, ``backward`` last to first."""
+    """A stack of layers. ``forward`` runs them first to last, ``backward`` last to first.
 
-    def __init__(self, layers: Sequence[Layer] = (), *more: Layer) -> None:
+    ``input_shape`` is the shape of one input sample, such as ``(784,)`` or ``(1, 28, 28)``;
+    given, every layer's output shape is checked against the next layer at once
+    (:meth:`shapes`). Without it, a model whose first sized layer is a ``Linear`` still knows
+    its input size (the MLPs of older model files)."""
+
+    def __init__(self, layers: Sequence[Layer] = (), *more: Layer,
+                 input_shape: Sequence[int] | None = None) -> None:
+
         if isinstance(layers, Layer):
             layers = [layers, *more]
         self.layers: list[Layer] = list(layers)
         for layer in self.layers:
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential takes Layer objects, got {type(layer).__name__}")
+        self._input_shape: tuple[int, ...] | None = None
+        if input_shape is not None:
+            shape = tuple(input_shape)
+            if not shape or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+                                    for s in shape):
+                raise ValueError(f"input_shape must be positive whole numbers, got {input_shape!r}")
+            self._input_shape = tuple(int(s) for s in shape)
+            self.shapes()  # every layer fits the one below
         self._flat: FlatParameters | None = None
         self._pack()
 
@@ -68,12 +87,16 @@ class Sequential:
 
         The gradient with respect to the network's input is only computed (and
         returned) when ``input_grad=True``: training never needs it, and for
-        784-wide inputs it is the largest matrix product of the backward pass.
+        784-wide inputs it is the largest matrix product of the backward pass. Without it,
+        back-propagation stops at the first layer with parameters (layers below it, such
+        as an ``Unflatten``, have nothing to learn).
         """
-        for i in range(len(self.layers) - 1, -1, -1):
-            need = input_grad or i > 0
-            grad_out = self.layers[i].backward(grad_out, need_input_grad=need)
-        return grad_out
+        stop = 0
+        if not input_grad:
+            stop = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            grad_out = self.layers[i].backward(grad_out, need_input_grad=input_grad or i > stop)
+        return grad_out if input_grad else None
 
     __call__ = forward
 
@@ -81,13 +104,25 @@ class Sequential:
         """Raw outputs for ``x`` in evaluation mode, in batches, as a fresh array.
 
         Batches of 1,024 rows already run the matrix products at full speed while keeping
-        the temporaries small (a few MB for a 784-256-10 network). A model already in
-        evaluation mode is left untouched, so several threads may predict at once."""
+        the temporaries small (a few MB for a 784-256-10 network); a network with wider
+        layers gets smaller batches (:meth:`batch_for`). A model already in evaluation mode
+        is left untouched, so several threads may predict at once."""
+        batch_size = self.batch_for(batch_size)
         with self.evaluating():
             chunks = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         if not chunks:
             return np.empty((0, self.output_size), dtype=self.dtype)
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+    def batch_for(self, batch_size: int) -> int:
+        """``batch_size``, or fewer samples where the widest layer output would make an
+        evaluation batch hold more than :data:`EVAL_VALUES` values (a convolution's feature
+        maps: 25,088 values per image for 32 maps of 28x28)."""
+        try:
+            widest = max(math.prod(s) for s in [self.input_shape, *self.shapes()])
+        except ValueError:
+            return batch_size
+        return max(1, min(batch_size, EVAL_VALUES // widest))
 
     def activations(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output for a small batch, in evaluation mode: what the network
@@ -160,17 +195,27 @@ class Sequential:
     def num_parameters(self) -> int:
         return sum(p.size for _, p, _ in self.parameters())
 
+    def buffers(self) -> list[tuple[str, np.ndarray]]:
+        """``(name, array)`` for every layer's untrained state (batch norm's running
+        statistics), named ``"<layer>.<buffer>"``; the optimiser never sees these."""
+        return [(f"{i}.{key}", array) for i, layer in enumerate(self.layers)
+                for key, array in getattr(layer, "buffers", {}).items()]
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of all parameters, by name."""
-        return {name: p.copy() for name, p, _ in self.parameters()}
+        """Copies of all parameters and buffers, by name: everything a trained model is."""
+        state = {name: p.copy() for name, p, _ in self.parameters()}
+        state.update((name, b.copy()) for name, b in self.buffers())
+        return state
 
     def load_state_dict(self, state: dict[str, np.ndarray], *, copy: bool = True) -> None:
-        """Copy parameters in by name, checking that names and shapes match exactly.
+        """Copy parameters and buffers in by name, checking that names and shapes match exactly.
 
         With ``copy=False`` an array of the parameter's shape and dtype becomes the parameter
         itself (a read-only memory map stays one: evaluation never writes parameters, but an
-        optimiser step needs writable ones)."""
+        optimiser step needs writable ones); buffers are always copied."""
         own = {name: p for name, p, _ in self.parameters()}
+        buffers = dict(self.buffers())
+        own.update(buffers)
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or extra:
             raise ValueError(f"parameter names do not match: missing {missing}, unexpected {extra}")
@@ -180,7 +225,7 @@ class Sequential:
                 raise ValueError(f"parameter {name}: expected shape {p.shape}, got {value.shape}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"parameter {name} holds NaN or inf")
-            if copy or value.dtype != p.dtype:
+            if copy or value.dtype != p.dtype or name in buffers:
                 p[...] = value
             else:
                 index, key = name.split(".", 1)
@@ -201,14 +246,38 @@ class Sequential:
 
     # -- description ----------------------------------------------------------------------
     @property
-    def input_size(self) -> int:
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input sample: as given, else ``(in_features,)`` of a first Linear."""
+        if self._input_shape is not None:
+            return self._input_shape
         for layer in self.layers:
             if isinstance(layer, Linear):
-                return layer.in_features
-        raise ValueError("model has no Linear layer, so no fixed input size")
+                return (layer.in_features,)
+            if layer.params or layer.input_ndim is not None:
+                break
+        raise ValueError("the model has no fixed input shape: give Sequential(..., input_shape=...)")
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """The shape of one sample after each layer, from :attr:`input_shape`; a ``ValueError``
+        names the first layer that does not fit the one below."""
+        shape, out = self.input_shape, []
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as exc:
+                raise ValueError(f"layer {i} ({type(layer).__name__}): {exc}") from None
+            out.append(shape)
+        return out
+
+    @property
+    def input_size(self) -> int:
+        """Values per input sample (784 for MNIST, as rows or as 1x28x28 images)."""
+        return math.prod(self.input_shape)
 
     @property
     def output_size(self) -> int:
+        if self._input_shape is not None:
+            return math.prod(self.shapes()[-1]) if self.layers else math.prod(self._input_shape)
         for layer in reversed(self.layers):
             if isinstance(layer, Linear):
                 return layer.out_features
@@ -217,12 +286,15 @@ class Sequential:
     @property
     def dtype(self) -> np.dtype:
         for layer in self.layers:
-            if isinstance(layer, Linear):
-                return layer.dtype
+            for p in layer.params.values():
+                return p.dtype
         return np.dtype(np.float32)
 
     def config(self) -> dict[str, Any]:
-        return {"layers": [layer.config() for layer in self.layers]}
+        out: dict[str, Any] = {"layers": [layer.config() for layer in self.layers]}
+        if self._input_shape is not None:
+            out["input_shape"] = list(self._input_shape)
+        return out
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, rng: np.random.Generator | int | None = None,
@@ -234,19 +306,18 @@ class Sequential:
         layers = config.get("layers") if isinstance(config, dict) else None
         if not isinstance(layers, list) or not layers:
             raise ValueError("model config needs a non-empty 'layers' list")
+        input_shape = config.get("input_shape")
+        if input_shape is not None and not isinstance(input_shape, list):
+            raise ValueError(f"model config's 'input_shape' must be a list, got {input_shape!r}")
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
-        return cls([LAYERS.create(c, rng=rng, dtype=np.dtype(dtype)) for c in layers])
+        return cls([LAYERS.create(c, rng=rng, dtype=np.dtype(dtype)) for c in layers],
+                   input_shape=input_shape)
 
     def rngs(self) -> dict[str, np.random.Generator]:
         """Random generators owned by layers (dropout), by layer index, for checkpoints."""
         return {str(i): layer.rng for i, layer in enumerate(self.layers)
                 if isinstance(getattr(layer, "rng", None), np.random.Generator)}
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """The shape of one input sample (no batch axis): ``(784,)`` for an MLP on MNIST."""
-        return (self.input_size,)
 
     def layer_table(self) -> list[tuple[str, str, int]]:
         """``(layer, output shape, parameters)`` for every layer, as :meth:`summary` shows

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import plots
+from ..nn import LAYERS
 from ..robustness import mean_accuracy
 from ..runs import Run, RunError, is_incomplete, load_run, read_json_object
 from .figures import ReportError
@@ -38,15 +39,22 @@ def _number(value: Any) -> float | None:
     return float(value) if ok else None
 
 
-def _network(model: Mapping[str, Any]) -> tuple[list[int] | None, str | None]:
-    """Hidden sizes and activation from a spec's ``[model]`` table (either form)."""
+def _network(model: Mapping[str, Any]) -> tuple[list[int | str] | None, str | None]:
+    """Hidden sizes and activation from a spec's ``[model]`` table (either form). A convolution
+    counts as ``"c<maps>"``: ``["c32", "c32", "c64", "c64", 128]`` for the cnn recipe."""
     layers = model.get("layers")
     if isinstance(layers, list):
-        sized = [entry.get("out_features") for entry in layers if isinstance(entry, Mapping)
-                 and "out_features" in entry]
-        kinds = [entry.get("type") for entry in layers if isinstance(entry, Mapping)]
-        acts = [k for k in kinds if isinstance(k, str) and "Linear" not in k and k != "Dropout"]
-        return sized[:-1], acts[0] if acts else None
+        entries = [e for e in layers if isinstance(e, Mapping) and isinstance(e.get("type"), str)
+                   and e["type"] in LAYERS]
+        sized = [i for i, e in enumerate(entries) if "out_features" in LAYERS.options(e["type"])]
+        hidden: list[int | str] = []
+        for i, e in enumerate(entries):
+            if "out_channels" in e:
+                hidden.append(f"c{e['out_channels']}")
+            elif i in sized[:-1]:
+                hidden.append(e.get("out_features"))
+        acts = [e["type"] for e in entries if LAYERS.get(e["type"]).activation]
+        return hidden, acts[0] if acts else None
     hidden = model.get("hidden", [256])
     return (list(hidden) if isinstance(hidden, list) else None), model.get("activation", "relu")
 

@@ -119,12 +119,52 @@ def confident_mistakes(y_true: np.ndarray, y_pred: np.ndarray, confidence: np.nd
 
 
 def first_layer_weights(clf: Classifier) -> np.ndarray:
-    """The ``(inputs, units)`` weight matrix of the network's first layer with weights."""
+    """The weights of the network's first layer with weights: an ``(inputs, units)`` matrix, or
+    a convolution's ``(filters, channels, kh, kw)`` kernels."""
     for layer in clf.model.layers:
         weight = layer.params.get("weight")
-        if weight is not None and weight.ndim == 2:
+        if weight is not None and weight.ndim in (2, 4):
             return np.asarray(weight)
     raise ReportError("the model has no layer with weights")
+
+
+def weights_figure(clf: Classifier, a: Analysis) -> ReportFigure:
+    """``weights.png``: a convolutional network's first-layer filters, or an MLP's first-layer
+    units as the 28x28 images of their weights."""
+    weights = first_layer_weights(clf)
+    if weights.ndim == 4:
+        f, c, kh, kw = weights.shape
+        return ReportFigure(
+            "weights.png", "First-layer filters", "weights",
+            f"Each image is one of the first convolution's {f} filters: the {kh}x{kw} weights it slides over "
+            f"the image{f' (the mean over its {c} input channels)' if c > 1 else ''}. Red weights count ink "
+            "for the filter's output, blue against it: many filters become edge and stroke detectors.",
+            lambda p: plots.plot_conv_filters(weights, p))
+    unit = "hidden unit" if len(clf.hidden_activations(a.x[:1])) > 0 else "output unit"
+    return ReportFigure(
+        "weights.png", "First-layer weights", "weights",
+        f"Each image is one {unit}'s weights on the 784 input pixels, laid out as the 28x28 image "
+        "they look at.",
+        lambda p: plots.plot_first_layer_weights(weights, p,
+                                                 title=f"First-layer weights, one image per {unit}"))
+
+
+def feature_maps_figure(clf: Classifier, a: Analysis) -> ReportFigure | None:
+    """``feature_maps.png``: what each convolution computes for the first test digit (None for
+    a network without convolutions)."""
+    found = clf.feature_maps(a.x[:1])
+    if not found:
+        return None
+    layers = [(f.title, f.maps[0]) for f in found]
+    index = int(a.index[0])
+    return ReportFigure(
+        "feature_maps.png", "Feature maps of one digit", "feature-maps",
+        f"{a.title} test image {index} (a {a.by_label.get(int(a.y[0]), int(a.y[0]))}) and, for each "
+        "convolution, the maps it computes "
+        "(after its batch norm and activation, before pooling), on the layer's own scale: the first "
+        "maps respond to strokes and edges in the image itself, deeper ones to larger, more abstract "
+        "parts of the digit.",
+        lambda p: plots.plot_feature_maps(a.x[0], layers, p, title=f"Feature maps of test image {index}"))
 
 
 def per_class_table(report: dict[str, Any], kind: str = "digit") -> str:
@@ -162,9 +202,6 @@ def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int 
     wrong = confident_mistakes(a.y, a.predicted, a.confidence, mistakes)
     n_wrong = int(np.count_nonzero(a.y != a.predicted))
     per = a.report["per_class"]
-    weights = first_layer_weights(clf)
-    is_hidden = len(clf.hidden_activations(a.x[:1])) > 0
-    unit = "hidden unit" if is_hidden else "output unit"
     history = run.metrics["history"]
     monitor = "validation accuracy" if history.get("monitor") == "val_accuracy" else "validation loss"
     figures = [
@@ -202,12 +239,8 @@ def report_figures(run: Run, a: Analysis, *, mistakes: int = 25, per_class: int 
             f"The first {per_class} test images of each {a.kind}.",
             lambda p: plots.plot_class_samples(a.x, a.y, a.classes, p, per_class=per_class, names=a.by_label,
                                                title=f"Sample {a.title} test images per class")),
-        ReportFigure(
-            "weights.png", "First-layer weights", "weights",
-            f"Each image is one {unit}'s weights on the 784 input pixels, laid out as the 28x28 image "
-            "they look at.",
-            lambda p: plots.plot_first_layer_weights(weights, p,
-                                                     title=f"First-layer weights, one image per {unit}")),
+        weights_figure(clf, a),
+        *([maps] if (maps := feature_maps_figure(clf, a)) is not None else []),
         ReportFigure(
             "risk_coverage.png", "Answering only when sure", "risk-coverage",
             "Sorted by the model's confidence (its top probability), the test images it would answer "

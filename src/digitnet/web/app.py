@@ -12,9 +12,12 @@ Endpoints (FastAPI; its OpenAPI description is at ``/openapi.json``, browsable a
     * ``application/json``: an array of 784 numbers in 0-255, an MNIST-like image
       (white ink on black, row by row) given to the network as it is.
 
-  The answer is ``{"digit", "name", "classes", "probabilities", "image", "hidden"}``: the
-  predicted class and its name, one probability per class, the 28x28 image the network saw (0-255)
-  and the output of every hidden layer.
+  The answer is ``{"digit", "name", "classes", "probabilities", "image", "hidden",
+  "feature_maps"}``: the predicted class and its name, one probability per class, the 28x28
+  image the network saw (0-255), the output of every hidden layer on feature vectors, and for a
+  convolutional network the maps each convolution computes (after its batch norm and
+  activation), each layer's maps as base64 bytes, one byte per value (see
+  :class:`FeatureMapsOut`).
 
 Bad input gets a 4xx answer ``{"detail": "what was wrong"}`` and the server carries on:
 400 empty or unreadable body, 413 body over ``max_body_bytes`` or image over
@@ -27,6 +30,7 @@ traceback). The connection limits (a cap, header and body deadlines) are in
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import logging
@@ -47,12 +51,26 @@ from .. import __version__
 from ..classifier import Classifier
 from ..data import images
 from ..data.datasets import CATALOGUE
+from ..nn import Conv2D
 from .limits import MAX_BODY_BYTES, MAX_PIXELS
 
 log = logging.getLogger("digitnet.serve")
 STATIC_DIR = Path(__file__).with_name("static")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 IMAGE_FORMATS = ("PNG", "JPEG")
+
+
+class FeatureMapsOut(BaseModel):
+    """The maps one convolution computes for the image, quantised to one byte per value."""
+
+    title: str = Field(description="which convolution, and the layers after it the maps come from")
+    channels: int
+    height: int
+    width: int
+    signed: bool = Field(description="false: byte 0-255 is value 0 to `scale`; true (maps with "
+                                     "negative values, after tanh): byte 0-255 is -scale to +scale")
+    scale: float = Field(description="the largest absolute value among the maps")
+    data: str = Field(description="base64 of channels x height x width bytes, map after map, row by row")
 
 
 class Prediction(BaseModel):
@@ -67,7 +85,11 @@ class Prediction(BaseModel):
     classes: list[int] = Field(description="the class of each probability")
     probabilities: list[float] = Field(description="one per class, summing to 1")
     image: list[list[int]] = Field(description="the 28x28 image the network saw, 0-255, white on black")
-    hidden: list[list[float]] = Field(description="output of each hidden layer, one list per layer")
+    hidden: list[list[float]] = Field(description="output of each hidden layer on feature vectors, "
+                                                  "one list per layer")
+    feature_maps: list[FeatureMapsOut] = Field(default_factory=list,
+                                               description="a convolutional network's maps, one entry "
+                                                           "per convolution (none for an MLP)")
 
 
 _BODY_DOC = {
@@ -96,14 +118,23 @@ _ERRORS = {code: {"description": text, "content": {"application/json": {"schema"
 
 
 def describe_model(clf: Classifier) -> dict[str, Any]:
-    """A JSON-able summary of a classifier for ``GET /api/model`` and the page."""
+    """A JSON-able summary of a classifier for ``GET /api/model`` and the page: ``sizes`` of
+    the dense layers, and for a convolutional network ``convolutions`` (maps per convolution)
+    and ``description``, the network in one line."""
     layers = clf.model.layers
     linear = [layer for layer in layers if hasattr(layer, "out_features")]
     sizes = [clf.n_features] + [layer.out_features for layer in linear]
     activations = sorted({layer.name for layer in layers[:-1] if layer.activation})
+    convolutions = [layer.out_channels for layer in layers if isinstance(layer, Conv2D)]
+    dense = "-".join(map(str, sizes))
+    description = dense if not convolutions else \
+        f"1x28x28, convolutions {'-'.join(map(str, convolutions))}, dense {'-'.join(map(str, sizes[1:]))}"
     return {
         "sizes": sizes,
         "hidden_sizes": sizes[1:-1],
+        "convolutions": convolutions,
+        "description": f"{description} {'/'.join(activations)}".strip(),
+        "shapes": [list(shape) for shape in clf.model.shapes()],
         "activations": activations,
         "layers": [layer.config() for layer in layers],
         "parameters": clf.model.num_parameters,
@@ -138,6 +169,20 @@ def render_page(classifier: Classifier) -> str:
                 .replace("<h1>Draw a digit</h1>", f"<h1>{heading}</h1>")
                 .replace("NumPy read it\n", f"NumPy{trained} read it\n")
                 .replace("draw one digit, 0 to 9", f"draw one {noun}"))
+
+
+def encode_feature_maps(title: str, maps: np.ndarray) -> dict[str, Any]:
+    """One image's maps ``(channels, height, width)`` as :class:`FeatureMapsOut`'s JSON: one
+    byte per value, scaled by the largest absolute value (signed maps around byte 127.5)."""
+    maps = np.nan_to_num(maps.astype(np.float64))
+    scale = float(np.abs(maps).max())
+    signed = bool(maps.min() < 0)
+    unit = maps / scale if scale > 0 else maps
+    levels = 127.5 * (unit + 1) if signed else 255 * unit
+    data = np.clip(np.rint(levels), 0, 255).astype(np.uint8)
+    c, h, w = maps.shape
+    return {"title": title, "channels": c, "height": h, "width": w, "signed": signed,
+            "scale": round(scale, 6), "data": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
 def _json_pixels(body: bytes, n_features: int) -> np.ndarray:
@@ -186,8 +231,8 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
     def infer(pixels: np.ndarray) -> dict[str, Any]:
         """``pixels (784,)`` on the 0-255 scale -> the prediction's JSON."""
         x = pixels.reshape(1, -1)  # the model is in evaluation mode: every forward pass has its own arrays
-        probs = classifier.predict_proba(x)[0]
-        hidden = [h[0] for h in classifier.hidden_activations(x)]
+        seen = classifier.read(x)  # one forward pass
+        probs = seen.probabilities[0]
         k = int(np.argmax(probs))
         best, sure = int(classifier.classes[k]), bool(probs[k] >= min_confidence)
         return {
@@ -198,7 +243,8 @@ def create_app(classifier: Classifier, *, max_body_bytes: int = MAX_BODY_BYTES,
             "classes": model_info["classes"],
             "probabilities": [round(float(p), 6) for p in probs],
             "image": np.rint(pixels).astype(np.int64).reshape(28, 28).tolist(),
-            "hidden": [np.round(h.astype(np.float64), 4).tolist() for h in hidden],
+            "hidden": [np.round(h[0].astype(np.float64), 4).tolist() for h in seen.hidden],
+            "feature_maps": [encode_feature_maps(f.title, f.maps[0]) for f in seen.feature_maps],
         }
 
     def from_image(data: bytes) -> dict[str, Any]:

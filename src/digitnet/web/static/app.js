@@ -1,6 +1,7 @@
 // digitnet drawing page: pointer drawing on a canvas, throttled live predictions from
 // POST /api/predict (the canvas as PNG), and the answer shown as a digit, ten bars, the
-// 28x28 image the network sees and the hidden-layer activations. No libraries.
+// 28x28 image the network sees, a convolutional network's feature maps and the hidden-layer
+// activations. No libraries.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -11,6 +12,8 @@ const statusEl = document.getElementById("status");
 const barsEl = document.getElementById("bars");
 const seen = document.getElementById("seen");
 const layersEl = document.getElementById("layers");
+const mapsPanel = document.getElementById("maps-panel");
+const mapsEl = document.getElementById("maps");
 const THROTTLE_MS = 120;   // at most one request per this many milliseconds while drawing
 
 let classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -185,6 +188,7 @@ function showEmpty(message) {
   seen.getContext("2d").clearRect(0, 0, 28, 28);
   layersEl.querySelectorAll("canvas").forEach((c) => c.getContext("2d").clearRect(0, 0, c.width, c.height));
   layersEl.querySelectorAll(".layer p").forEach((caption) => { caption.textContent = ""; });
+  mapsEl.querySelectorAll("canvas").forEach((c) => c.getContext("2d").clearRect(0, 0, c.width, c.height));
 }
 
 function show(p) {
@@ -205,6 +209,7 @@ function show(p) {
     li.querySelector(".value").textContent = (100 * v).toFixed(1) + "%";
   });
   drawSeen(p.image);
+  drawMaps(p.feature_maps || []);
   drawLayers(p.hidden);
 }
 
@@ -260,6 +265,51 @@ function drawLayers(hidden) {
   });
 }
 
+// One canvas per convolution: its maps side by side in a grid, one pixel per value with a
+// one-pixel gap, scaled up without smoothing. Bytes are 0..scale (after ReLU) or, for signed
+// maps (after tanh), -scale..scale around 127.5.
+function drawMaps(layers) {
+  layers.forEach((m, i) => {
+    const cols = Math.min(m.channels, 8);
+    const rows = Math.ceil(m.channels / cols);
+    const width = cols * (m.width + 1) - 1, height = rows * (m.height + 1) - 1;
+    let box = mapsEl.children[i];
+    if (!box || box.dataset.shape !== `${m.channels}x${m.height}x${m.width}`) {
+      box = document.createElement("figure");
+      box.className = "maps";
+      box.dataset.shape = `${m.channels}x${m.height}x${m.width}`;
+      box.innerHTML = "<canvas></canvas><p></p>";
+      const cv = box.querySelector("canvas");
+      cv.width = width;
+      cv.height = height;
+      const zoom = Math.max(1, Math.min(4, Math.floor(480 / width)));
+      cv.style.width = width * zoom + "px";
+      cv.style.height = height * zoom + "px";
+      mapsEl.replaceChildren(...[...mapsEl.children].slice(0, i), box);
+    }
+    const bytes = Uint8Array.from(atob(m.data), (ch) => ch.charCodeAt(0));
+    const g = box.querySelector("canvas").getContext("2d");
+    const img = g.createImageData(width, height);
+    for (let c = 0; c < m.channels; c++) {
+      const x0 = (c % cols) * (m.width + 1), y0 = Math.floor(c / cols) * (m.height + 1);
+      for (let r = 0; r < m.height; r++) {
+        for (let q = 0; q < m.width; q++) {
+          const b = bytes[(c * m.height + r) * m.width + q];
+          const t = m.signed ? Math.abs(b - 127.5) / 127.5 : b / 255;
+          const k = 4 * ((y0 + r) * width + x0 + q);
+          const positive = !m.signed || b >= 127.5;
+          img.data[k] = positive ? 255 * Math.min(1, 1.6 * t) : 40 * t;
+          img.data[k + 1] = positive ? 255 * Math.max(0, t * 1.4 - 0.4) : 120 * t;
+          img.data[k + 2] = positive ? 40 * t : 255 * t;
+          img.data[k + 3] = 255;
+        }
+      }
+    }
+    g.putImageData(img, 0, 0);
+    box.querySelector("p").textContent = `${m.title}; largest ${m.scale.toFixed(2)}`;
+  });
+}
+
 // ---------------------------------------------------------------- start
 async function start() {
   resizePad();
@@ -272,8 +322,10 @@ async function start() {
     if (m.dataset && m.dataset.title) datasetTitle = m.dataset.title;
     const acc = m.metrics && typeof m.metrics.test_accuracy === "number"
       ? `, ${(100 * m.metrics.test_accuracy).toFixed(1)}% on the ${datasetTitle} test set` : "";
-    document.getElementById("model-info").textContent =
-      `(${m.sizes.join("\u2013")} ${m.activations.join("/")}${acc})`;
+    const shape = m.convolutions && m.convolutions.length ? m.description
+      : `${m.sizes.join("\u2013")} ${m.activations.join("/")}`;
+    document.getElementById("model-info").textContent = `(${shape}${acc})`;
+    mapsPanel.hidden = !(m.convolutions && m.convolutions.length);
   } catch (err) {
     statusEl.textContent = "The server cannot be reached (" + err.message + ").";
   }
