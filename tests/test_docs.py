@@ -28,7 +28,8 @@ def _build_module():
 build = _build_module()
 
 #: What each tutorial reads: none, MNIST, or MNIST and Fashion-MNIST.
-NEEDS = {"01": (), "02": ("mnist",), "03": ("mnist",), "04": ("mnist",), "05": ("mnist", "fashion-mnist")}
+NEEDS = {"01": (), "02": ("mnist",), "03": ("mnist",), "04": ("mnist",), "05": ("mnist", "fashion-mnist"),
+         "06": ("mnist",)}
 
 
 def data_root() -> Path | None:
