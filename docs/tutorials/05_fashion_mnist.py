@@ -125,5 +125,5 @@ display(Image(plots.plot_first_layer_weights(weights, n_units=32)))
 #   page headed "Draw a fashion item".
 #
 # A fully connected network has to learn every position of every feature separately. A
-# convolutional network shares its weights across positions, and is where Fashion-MNIST
-# stops being hard: that is the next tutorial, once digitnet has convolution layers.
+# convolutional network shares its weights across positions: the next tutorial builds one
+# by hand, and ends by suggesting it be trained on Fashion-MNIST.
