@@ -96,7 +96,7 @@ def _cnn_rows(cnn: dict[str, Any], verdict: Any) -> list[tuple[str, str, str]]:
         rows.append((f"{case['case']} epoch ≤ {case['torch_target']}× torch (issue 14)",
                      f"{case['ratio_vs_torch']:.2f}× ({case['digitnet']['epoch_s']:.1f} s vs "
                      f"{case['torch']['epoch_s']:.1f} s)", verdict(case["met"]["vs_torch"])))
-    small = next(c for c in cnn["cases"] if c["case"] == "cnn")
+    small = next(c for c in cnn["cases"] if c["case"] == "cnn-wide")
     rows.append(("small CNN: share of its FLOP floor reached (issue 14)",
                  f"{100 * small['flop_floor_share']:.0f}% (floor {small['flop_floor_s']:.0f} s)", "–"))
     mem = cnn["memory"]
@@ -162,7 +162,8 @@ def render(results: dict[str, Any], note: str = "") -> str:
          "Fresh process, `resource.getrusage(RUSAGE_SELF).ru_maxrss`. digitnet: `run_training` "
          "(the `digitnet train` pipeline); torch: same data as float32 tensors, same network."),
         ("Convolutional networks: LeNet-5 and the small CNN", bench_cnn,
-         "The `lenet5` and `cnn` recipes' networks; torch: the same layers (`torch.nn`). Both: SGD "
+         "The `lenet5` and `cnn-wide` recipes' networks (the `cnn` recipe has a sixth of `cnn-wide`'s "
+         "FLOPs); torch: the same layers (`torch.nn`). Both: SGD "
          "(lr 0.01, momentum 0.9), batch 128, float32, reshuffled each epoch; seconds per epoch of "
          "60,000 images. Matmul-only: the step's matrix products alone, same shapes; FLOP floor: the "
          "epoch's FLOPs at the measured sgemm peak, and its share of the epoch. Memory: a fresh process "

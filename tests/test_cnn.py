@@ -87,16 +87,20 @@ def test_a_network_that_does_not_fit_is_a_one_line_error_naming_the_layer(layers
         build(RunSpec().replace(layers=layers), 784, 10)
 
 
-def test_the_recipes_are_lenet5_and_the_small_cnn():
+def test_the_recipes_are_lenet5_and_two_small_cnns():
     lenet = build(load_recipe("lenet5").faithful, 784, 10).model
     shapes = lenet.shapes()
     assert lenet.num_parameters == 61_706
     convs = [i for i, layer in enumerate(lenet.layers) if isinstance(layer, Conv2D)]
     assert [shapes[i] for i in convs] == [(6, 28, 28), (16, 10, 10), (120, 1, 1)]
+    wide = build(load_recipe("cnn-wide").faithful, 784, 10).model
+    assert [layer.out_channels for layer in wide.layers if isinstance(layer, Conv2D)] == [32, 32, 64, 64]
+    assert sum(isinstance(layer, BatchNorm) for layer in wide.layers) == 5
     cnn = build(load_recipe("cnn").faithful, 784, 10).model
-    assert [layer.out_channels for layer in cnn.layers if isinstance(layer, Conv2D)] == [32, 32, 64, 64]
-    assert sum(isinstance(layer, BatchNorm) for layer in cnn.layers) == 5
-    assert load_recipe("cnn").faithful.data.valid_size == 0  # all 60,000 training images
+    assert [layer.out_channels for layer in cnn.layers if isinstance(layer, Conv2D)] == [16, 32]
+    assert cnn.num_parameters == 417_786 and cnn.shapes()[8] == (32, 7, 7)
+    spec = load_recipe("cnn").faithful
+    assert spec.data.valid_size == 0 and "affine" in spec.data.augment  # all 60,000 images, distorted
 
 
 # --------------------------------------------------------------------------- training and files

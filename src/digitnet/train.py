@@ -400,11 +400,13 @@ def fit(
             if diag is not None:
                 history.diagnostics.append(diag.end_epoch())
             best.update(epoch + 1, history, model)
+            validating = validation_data is not None and len(validation_data[0]) > 0
+            validated = f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} " if validating else ""
             line = (f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.4f} acc {train_acc:.4f} "
-                    f"val_loss {val_loss:.4f} val_acc {val_acc:.4f} ({seconds:.2f}s)")
+                    f"{validated}({seconds:.2f}s)")
             if bar is not None:
                 bar.set_postfix_str(f"loss {loss_sum / seen:.4f} acc {train_acc:.4f} "
-                                    f"val_acc {val_acc:.4f} ({seconds:.1f}s)")
+                                    + (f"val_acc {val_acc:.4f} " if validating else "") + f"({seconds:.1f}s)")
                 bar.close()
             elif log:
                 log(line)
