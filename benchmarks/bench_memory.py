@@ -34,11 +34,12 @@ def worker_digitnet(epochs: int) -> dict[str, Any]:
     import numpy  # noqa: F401  (counted in the baseline)
 
     import digitnet.experiment as experiment
+    from digitnet.spec import RunSpec
 
     after_import = _rss_now_mb()
-    config = experiment.TrainConfig(epochs=epochs)
+    spec = RunSpec().replace(epochs=epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        result = experiment.run_training(config, data_dir=common.data_dir(), out_dir=Path(tmp) / "run",
+        result = experiment.run_training(spec, data_dir=common.data_dir(), out=Path(tmp) / "run",
                                          progress=False, log=lambda *a, **k: None)
     return {"side": "digitnet", "peak_rss_mb": common.peak_rss_mb(), "rss_after_imports_mb": after_import,
             "epochs": epochs, "test_accuracy": result.metrics["test_accuracy"]}
@@ -48,25 +49,26 @@ def worker_torch(epochs: int, threads: int) -> dict[str, Any]:
     import numpy as np
 
     torch = common.torch_threads(threads)
-    from digitnet.data.datasets import load_mnist
-    from digitnet.experiment import TrainConfig, prepare_data
+    from digitnet.experiment import load_data
+    from digitnet.spec import RunSpec
 
     after_import = _rss_now_mb()
-    config = TrainConfig(epochs=epochs)
-    x, y, xv, yv, xt, yt = prepare_data(config, load_mnist(common.data_dir(), progress=False,
-                                                           verify=False))
+    spec = RunSpec().replace(epochs=epochs)
+    data = load_data(spec, common.data_dir(), fetch=False, log=lambda *a, **k: None)
+    x, y, xt, yt = data.x_train, data.y_train, data.x_test, data.y_test
+    lr, batch_size = spec.training.lr, spec.training.batch_size
     scale = np.float32(1 / 255)
     xtr, ytr = torch.from_numpy(x.astype(np.float32) * scale), torch.from_numpy(y)
     xte, yte = torch.from_numpy(xt.astype(np.float32) * scale), torch.from_numpy(yt)
-    del x, xt
+    del x, xt, data
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     for _ in range(epochs):
         perm = torch.randperm(len(xtr))
-        for start in range(0, len(xtr), config.batch_size):
-            idx = perm[start : start + config.batch_size]
+        for start in range(0, len(xtr), batch_size):
+            idx = perm[start : start + batch_size]
             loss = loss_fn(model(xtr[idx]), ytr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.bench_time_to_accuracy [--threads 2] [--quick] [--json FILE]
 
-The default recipe (``digitnet.experiment.TrainConfig()``): 784-256-10 ReLU, He-normal
+The default recipe (``digitnet.spec.RunSpec()``): 784-256-10 ReLU, He-normal
 weights and zero biases, Adam (lr 0.002, betas 0.9/0.999, eps 1e-8) with a per-epoch
 cosine schedule over 10 epochs, batch 128, shuffled every epoch, trained on the 55,000
 images left after the stratified 5,000-image validation split (seed 0).
@@ -36,12 +36,15 @@ WARMUP_STEPS = 100
 
 
 def _recipe_data() -> tuple[Any, ...]:
-    from digitnet.data.datasets import load_mnist
-    from digitnet.experiment import TrainConfig, prepare_data
+    """The default run spec, its prepared data (uint8 images, class indices) and the training
+    settings the torch side copies: ``(spec, data, hidden, lr, batch_size, epochs, seed)``."""
+    from digitnet.experiment import load_data
+    from digitnet.spec import RunSpec
 
-    config = TrainConfig()
-    ds = load_mnist(common.data_dir(), progress=False, verify=False)
-    return config, *prepare_data(config, ds)
+    spec = RunSpec()
+    data = load_data(spec, common.data_dir(), fetch=False, log=lambda *a, **k: None)
+    t = spec.training
+    return spec, data, tuple(spec.model.hidden), t.lr, t.batch_size, t.epochs, t.seed
 
 
 def _time_to_target(seconds: list[float], accuracy: list[float]) -> dict[str, Any]:
@@ -56,26 +59,27 @@ def _time_to_target(seconds: list[float], accuracy: list[float]) -> dict[str, An
 
 
 def worker_digitnet(epochs: int | None) -> dict[str, Any]:
-    from digitnet.data.scaling import Normalizer
+    from digitnet.spec import build
     from digitnet.train import evaluate, fit
 
-    config, x, y, xv, yv, xt, yt = _recipe_data()
-    estimator = config.estimator(verbose=False)
-    norm = Normalizer(config.normalization).fit(x)
+    spec, data, _, _, batch, n_epochs, seed = _recipe_data()
+    x, y, xv, yv, xt, yt = (data.x_train, data.y_train, data.x_valid, data.y_valid, data.x_test,
+                            data.y_test)
+    norm = data.train_scale
     # warm-up: a throw-away network, same shapes, 100 steps
-    model, loss, opt = estimator.build(x.shape[1], 10)
-    fit(model, loss, opt, x[: WARMUP_STEPS * config.batch_size], y[: WARMUP_STEPS * config.batch_size],
-        epochs=1, batch_size=config.batch_size, preprocess=norm, progress=False)
+    model, loss, opt = build(spec, x.shape[1], 10, len(x))
+    fit(model, loss, opt, x[: WARMUP_STEPS * batch], y[: WARMUP_STEPS * batch],
+        epochs=1, batch_size=batch, preprocess=norm, progress=False)
 
-    model, loss, opt = estimator.build(x.shape[1], 10)
+    model, loss, opt = build(spec, x.shape[1], 10, len(x))
     test_acc: list[float] = []
 
     def score(epoch: int, history: Any) -> None:
         test_acc.append(evaluate(model, loss, xt, yt, preprocess=norm)[1])
 
     t0 = time.perf_counter()
-    history = fit(model, loss, opt, x, y, epochs=epochs or config.epochs, batch_size=config.batch_size,
-                  preprocess=norm, validation_data=(xv, yv), seed=config.seed, progress=False,
+    history = fit(model, loss, opt, x, y, epochs=epochs or n_epochs, batch_size=batch,
+                  preprocess=norm, validation_data=(xv, yv), seed=seed, progress=False,
                   on_epoch_end=score)
     wall = time.perf_counter() - t0
     return {"side": "digitnet", "epoch_s": history.seconds, "test_accuracy": test_acc,
@@ -86,17 +90,18 @@ def worker_digitnet(epochs: int | None) -> dict[str, Any]:
 
 def worker_torch(epochs: int | None, threads: int) -> dict[str, Any]:
     torch = common.torch_threads(threads)
-    config, x, y, _, _, xt, yt = _recipe_data()
-    n_epochs = epochs or config.epochs
+    _, data, hidden, lr, batch, recipe_epochs, seed = _recipe_data()
+    x, y, xt, yt = data.x_train, data.y_train, data.x_test, data.y_test
+    n_epochs = epochs or recipe_epochs
     scale = np.float32(1 / 255)
     xtr = torch.from_numpy(x.astype(np.float32) * scale)
     ytr = torch.from_numpy(y)
     xte = torch.from_numpy(xt.astype(np.float32) * scale)
     yte = torch.from_numpy(yt)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
 
     def build() -> tuple[Any, Any, Any]:
-        sizes = [x.shape[1], *config.hidden, 10]
+        sizes = [x.shape[1], *hidden, 10]
         layers: list[Any] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             lin = torch.nn.Linear(a, b)
@@ -106,14 +111,14 @@ def worker_torch(epochs: int | None, threads: int) -> dict[str, Any]:
             if i < len(sizes) - 2:
                 layers.append(torch.nn.ReLU())
         model = torch.nn.Sequential(*layers)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, config.epochs) / config.epochs)))
+            opt, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, recipe_epochs) / recipe_epochs)))
         return model, opt, sched
 
     loss_fn = torch.nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(config.seed)
-    bs = config.batch_size
+    gen = torch.Generator().manual_seed(seed)
+    bs = batch
 
     def train_epoch(model: Any, opt: Any, n: int) -> None:
         common.torch_epoch(model, opt, loss_fn, xtr, ytr, bs, gen, n)

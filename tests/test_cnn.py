@@ -270,3 +270,20 @@ def test_the_web_api_returns_feature_maps(cnn_run, tiny):
     data = np.frombuffer(base64.b64decode(first["data"]), np.uint8)
     assert data.size == 4 * 28 * 28 and data.max() == 255 and not first["signed"]
     assert len(answer["hidden"]) == 1 and len(answer["hidden"][0]) == 16
+
+
+def test_the_estimator_trains_a_cnn_from_a_layer_list():
+    from digitnet.estimator import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (48, 784)).astype(np.uint8)
+    y = np.arange(48) % 3
+    layers = ({"type": "Conv2D", "out_channels": 2, "kernel_size": 3}, {"type": "BatchNorm"},
+              {"type": "ReLU"}, {"type": "MaxPool2D", "kernel_size": 2}, {"type": "Flatten"},
+              {"type": "Linear"})
+    clf = MLPClassifier(layers=layers, epochs=2, batch_size=16, seed=0).fit(x, y)
+    model = clf.classifier_.model
+    assert isinstance(model.layers[1], Conv2D) and model.shapes()[-1] == (3,)
+    assert clf.predict(x[:5]).shape == (5,) and clf.predict_proba(x[:5]).shape == (5, 3)
+    again = MLPClassifier(layers=layers, epochs=2, batch_size=16, seed=0).fit(x, y)
+    np.testing.assert_array_equal(again.predict_proba(x), clf.predict_proba(x))  # a seed repeats it

@@ -112,7 +112,7 @@ def run_training(spec: RunSpec, *, out: str | Path | None = None, data_dir: str 
         "history": history.to_dict(),
         "test": report,
         "model": {"parameters": clf.model.num_parameters,
-                  "layers": [repr(layer) for layer in clf.model.layers]},
+                  "layers": [layer.brief() for layer in clf.model.layers]},
         "environment": {"digitnet": __version__, "numpy": np.__version__,
                         "python": platform.python_version(), "machine": platform.machine()},
     }

@@ -157,7 +157,9 @@ def metrics_rows(metrics: Mapping[str, Any], recomputed: float | None = None) ->
         if "parameters" in model:
             rows.append(("parameters", f"{model['parameters']:,}" if isinstance(model["parameters"], int)
                          else _fmt(model["parameters"])))
-        if "layers" in model:
+        if isinstance(model.get("layers"), list):
+            rows.append(("layers", " \u2192 ".join(str(layer) for layer in model["layers"])))
+        elif "layers" in model:
             rows.append(("layers", _fmt(model["layers"])))
     ds = metrics.get("dataset")
     if isinstance(ds, Mapping):
