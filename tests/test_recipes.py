@@ -26,7 +26,7 @@ from tests.conftest import requires_mnist
 from tests.test_cli import write_tiny_mnist
 
 SEEDS = ["seed-000", "seed-001", "seed-002", "seed-003", "seed-004", "seed-004-relu"]
-PLAIN = ["cnn", "cnn-wide", "lenet5", "mlp-best"]  # recipes for `digitnet train --recipe`, not seed experiments
+PLAIN = ["cnn", "cnn-wide", "lenet5", "mlp-best"]  # for `digitnet train --recipe`, not seed experiments
 
 
 @pytest.fixture
