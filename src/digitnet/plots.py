@@ -340,22 +340,8 @@ def plot_first_layer_weights(weights: Any, path: str | Path | None = None, *, n_
     if w.ndim != 2:
         raise ValueError(f"expected a (pixels, units) weight matrix, got shape {w.shape}")
     n = min(n_units, w.shape[1])
-    units = _as_images(w[:, :n].T)
-    rows = max(1, math.ceil(n / columns))
-    with _style():
-        fig = _figure(1.2 * columns, 1.3 * rows + 0.7)
-        axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(rows, columns)
-        for i, ax in enumerate(axes.flat):
-            _blank(ax)
-            if i < n:
-                vmax = float(np.abs(units[i]).max()) or 1.0
-                ax.imshow(units[i], cmap=WEIGHT_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
-                ax.set_title(f"unit {i}", fontsize=8, pad=2)
-        shown = f"first {n} of {w.shape[1]}" if n < w.shape[1] else f"all {n}"
-        fig.suptitle(f"{title} ({shown})")
-        fig.supxlabel("red: positive weight, blue: negative, white: zero; each unit on its own scale",
-                      fontsize=9, color=PALETTE["muted"])
-        return _finish(fig, path)
+    shown = f"first {n} of {w.shape[1]}" if n < w.shape[1] else f"all {n}"
+    return _weight_grid(_as_images(w[:, :n].T), "unit", columns, f"{title} ({shown})", path)
 
 
 def plot_conv_filters(weights: Any, path: str | Path | None = None, *, n_filters: int = 64,
@@ -371,8 +357,17 @@ def plot_conv_filters(weights: Any, path: str | Path | None = None, *, n_filters
     if w.ndim != 4:
         raise ValueError(f"expected (filters, channels, height, width) weights, got shape {w.shape}")
     n = min(n_filters, w.shape[0])
-    kernels = w[:n].mean(axis=1)
-    columns = max(1, min(columns, n))
+    shown = f"first {n} of {w.shape[0]}" if n < w.shape[0] else f"all {n}"
+    channels = f", mean over {w.shape[1]} input channels" if w.shape[1] > 1 else ""
+    return _weight_grid(w[:n].mean(axis=1), "filter", min(columns, n),
+                        f"{title} ({shown}, {w.shape[2]}x{w.shape[3]}{channels})", path)
+
+
+def _weight_grid(images: np.ndarray, noun: str, columns: int, title: str, path: str | Path | None) -> bytes:
+    """``images (n, h, w)`` of weights in a grid of ``columns``, each on its own symmetric
+    colour scale (red positive, blue negative, white zero), titled ``"{noun} {i}"``."""
+    n = len(images)
+    columns = max(1, columns)
     rows = max(1, math.ceil(n / columns))
     with _style():
         fig = _figure(1.2 * columns, 1.3 * rows + 0.7)
@@ -380,13 +375,11 @@ def plot_conv_filters(weights: Any, path: str | Path | None = None, *, n_filters
         for i, ax in enumerate(axes.flat):
             _blank(ax)
             if i < n:
-                vmax = float(np.abs(kernels[i]).max()) or 1.0
-                ax.imshow(kernels[i], cmap=WEIGHT_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
-                ax.set_title(f"filter {i}", fontsize=8, pad=2)
-        shown = f"first {n} of {w.shape[0]}" if n < w.shape[0] else f"all {n}"
-        channels = f", mean over {w.shape[1]} input channels" if w.shape[1] > 1 else ""
-        fig.suptitle(f"{title} ({shown}, {w.shape[2]}x{w.shape[3]}{channels})")
-        fig.supxlabel("red: positive weight, blue: negative, white: zero; each filter on its own scale",
+                vmax = float(np.abs(images[i]).max()) or 1.0
+                ax.imshow(images[i], cmap=WEIGHT_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
+                ax.set_title(f"{noun} {i}", fontsize=8, pad=2)
+        fig.suptitle(title)
+        fig.supxlabel(f"red: positive weight, blue: negative, white: zero; each {noun} on its own scale",
                       fontsize=9, color=PALETTE["muted"])
         return _finish(fig, path)
 
