@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import io, notebook
+from . import heap, io, notebook
 from .diagnostics import Diagnostics
 from .errors import DigitnetError
 from .nn.losses import Loss
@@ -150,14 +151,33 @@ class Augment(Protocol):
 CHUNK_ROWS = 2048
 
 
+def _lowest_priority() -> None:
+    """Run the calling thread only when a core is otherwise idle: Linux's ``SCHED_IDLE``
+    policy, which threads have each their own (elsewhere the call is not made: there it
+    would reach the whole process)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+
+
 class _Batches:
     """Yields ``(x_batch, y_batch)`` for one epoch in the order given.
 
-    Rows are prepared a chunk of several batches at a time (gathered with ``np.take`` into a
-    reused buffer, augmented if asked, scaled with ``preprocess``), and the next chunk is
-    prepared in a background thread while the current one trains (NumPy releases the GIL in
-    ``take`` and in its arithmetic), so the data pipeline costs the training step little.
-    Batches are views of the chunk buffers; two buffers alternate, so a batch stays valid
+    Rows are prepared a chunk of several batches at a time: gathered with ``np.take`` into a
+    reused buffer, augmented if asked, scaled with ``preprocess``.
+
+    * Without augmentation, the next chunk is prepared in a background thread while the
+      current one trains (NumPy releases the GIL in ``take`` and in its arithmetic). The
+      thread runs at the lowest priority (Linux's ``SCHED_IDLE``, where a thread has its own):
+      the matrix products keep every core while they run, and the gathering takes the moments
+      a core is free. At equal priority it would slow the product down, whose BLAS threads
+      wait for each other.
+    * Augmentation costs more than those moments hold (about 50 us an image), so the step
+      waits while every core distorts the next chunk (:class:`~digitnet.data.augment.Augmenter`
+      shares its images out between threads): measured, that is faster than distorting in the
+      background, where it slows every product down.
+
+    Batches are views of the chunk buffers; two buffers take turns, so a batch stays valid
     until the step after it. Augmentation draws from a generator seeded by ``(seed, epoch,
     chunk)``, so the images are the same whatever the timing, and on resume.
     """
@@ -202,11 +222,12 @@ class _Batches:
         per_chunk = self.rows // self.batch_size
         n_chunks = -(-n // self.rows)
         first_chunk = first_step // per_chunk
-        if n_chunks - first_chunk <= 1:  # nothing to overlap with: prepare in this thread
+        if n_chunks - first_chunk <= 1 or self.augment is not None:  # prepare in this thread
             chunks = (self._chunk(order, i, epoch) for i in range(first_chunk, n_chunks))
             yield from self._split(chunks, first_step - first_chunk * per_chunk)
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitnet-batches") as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitnet-batches",
+                                initializer=_lowest_priority) as pool:
             def prepared():
                 pending = pool.submit(self._chunk, order, first_chunk, epoch)
                 for i in range(first_chunk, n_chunks):
@@ -325,6 +346,7 @@ def fit(
                 f"epoch {position.epoch + 1}, step {position.step}"
             log(f"resumed from {checkpoint} after {where}")
 
+    heap.keep_freed_memory()  # a step's large temporaries reuse memory instead of faulting it in
     augment_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
     batches = _Batches(x, y, batch_size, preprocess, model.dtype, augment, augment_seed)
     params = model.parameters()

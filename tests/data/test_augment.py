@@ -110,6 +110,43 @@ def test_augmenter_is_seeded_random_and_keeps_the_scale():
     assert aug.config()["elastic"] == {"alpha": 30.0, "sigma": 5.0}
 
 
+def test_the_images_do_not_depend_on_the_threads_that_made_them(monkeypatch):
+    x = np.repeat(digits(8).reshape(8, -1).astype(np.uint8), 90, axis=0)  # 720 rows: three groups
+    aug = Augmenter.from_config(check_config(["affine", "elastic", "thickness", "noise", "erase"]))
+    made = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("DIGITNET_THREADS", threads)
+        made.append(aug(x, np.random.default_rng(5)))
+    np.testing.assert_array_equal(made[0], made[1])
+    np.testing.assert_array_equal(made[0], made[2])
+    assert len({made[0][i].tobytes() for i in range(0, 720, 8)}) == 90  # each copy distorted anew
+
+
+def test_thickness_beyond_one_pixel_is_full_passes_then_a_blended_one():
+    from digitnet.data.augment import _repeated
+
+    x = digits(3, seed=4)
+    amount = np.array([0.25, 1.0, 1.75], np.float32)
+    out = _repeated(erode, x, amount)
+    np.testing.assert_allclose(out[0], erode(x[:1], 0.25)[0])
+    np.testing.assert_array_equal(out[1], erode(x[1:2])[0])
+    np.testing.assert_allclose(out[2], erode(erode(x[2:3]), 0.75)[0])
+    np.testing.assert_array_equal(_repeated(dilate, x, np.zeros(3, np.float32)), x)
+
+
+def test_noise_on_a_fraction_of_the_images_with_levels_up_to_max_std():
+    x = np.full((400, 784), 128, np.uint8)
+    out = Augmenter.from_config({"noise": {"std": 0, "max_std": 60, "p": 0.5}})(x, np.random.default_rng(0))
+    spread = out.std(axis=1)
+    clean = spread == 0
+    assert 0.4 < clean.mean() < 0.6  # about half the images untouched
+    assert spread[~clean].min() < 15 and 50 < spread[~clean].max() < 65  # levels spread up to 60
+    fixed = Augmenter.from_config({"noise": {"std": 20}})(x, np.random.default_rng(0)).std(axis=1)
+    assert abs(np.median(fixed) - 20) < 1.5 and fixed.min() > 15  # every image, one level
+    with pytest.raises(ValueError, match="augment.thickness.amount: expected a number from 0 to 2"):
+        check_config({"thickness": {"amount": 2.5}})
+
+
 @pytest.mark.parametrize("value,message", [
     (["rotate"], "unknown augmentation 'rotate'"),
     ({"affine": {"rotation": 400}}, "augment.affine.rotation: expected a number from 0 to 180"),

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from . import threads
 from .registry import Registry
 
 ParamTriple = tuple[str, np.ndarray, np.ndarray]
@@ -124,8 +124,10 @@ OPTIMIZERS: Registry[Optimizer] = Registry("optimizer")
 
 #: The key of the state of a model's parameters packed into one buffer (see ``Parameters.flat``).
 FLAT = "*"
-#: Below this many values an update runs in the calling thread; above it, split across threads.
-PARALLEL_MIN = 1 << 18
+#: Values updated at a time: an update makes about ten passes over its arrays, and over a
+#: block this size (the parameter, gradient, state and scratch blocks together, about 1.3 MB)
+#: the later passes find the values still in cache instead of memory.
+BLOCK = 1 << 16
 
 
 class Optimizer:
@@ -135,7 +137,8 @@ class Optimizer:
     and the scratch arrays their update writes into (``scratch``, never saved), and implement
     ``update(p, g, s)``, the rule for one array: ``s`` maps those names to arrays of ``p``'s
     shape. When the parameters are views of one buffer (``params.flat``, as a ``Sequential``
-    packs them), one update covers them all, split across threads when it is large.
+    packs them), the update runs over that buffer in blocks of :data:`BLOCK` values, the
+    blocks shared out between threads (:func:`~digitnet.nn.threads.over_blocks`).
     """
 
     name = "optimizer"
@@ -178,12 +181,13 @@ class Optimizer:
             return
         arrays = self._flat_arrays(flat)
         n = flat.params.size
-        if n < PARALLEL_MIN:
-            self.update(flat.params, flat.grads, arrays)
-            return
-        halves = (slice(0, n // 2), slice(n // 2, n))
-        list(_pool().map(lambda part: self.update(flat.params[part], flat.grads[part],
-                                                  {k: a[part] for k, a in arrays.items()}), halves))
+
+        def update_blocks(part: slice) -> None:  # the blocks of one thread's share
+            for start in range(part.start * BLOCK, min(part.stop * BLOCK, n), BLOCK):
+                block = slice(start, min(start + BLOCK, n))
+                self.update(flat.params[block], flat.grads[block], {k: a[block] for k, a in arrays.items()})
+
+        threads.over_blocks(-(-n // BLOCK), update_blocks, values=n)
 
     def begin_step(self) -> None:
         """Per-step scalars before the updates (Adam's bias corrections)."""
@@ -263,17 +267,6 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
         return f"{type(self).__name__}({args})"
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Two threads for updates over large packed parameters (NumPy releases the GIL in them)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="digitnet-update")
-    return _POOL
 
 
 @OPTIMIZERS.register("sgd")
