@@ -251,6 +251,9 @@ class Augmenter:
     ``(n, 784)`` on the same scale, ready for a :class:`~digitnet.data.Normalizer`.
     """
 
+    #: Images distorted at a time: the temporaries of a few hundred stay in cache (2.5x faster).
+    BATCH = 256
+
     def __init__(self, affine: Affine | None = None, elastic: Elastic | None = None,
                  thickness: Thickness | None = None, noise: Noise | None = None, erase: Erase | None = None,
                  invert: Invert | None = None) -> None:
@@ -290,12 +293,10 @@ class Augmenter:
             threads.over_blocks(len(starts), distort, values=n * SIDE * SIDE * 8)
         return out
 
-    #: Images distorted at a time: the temporaries of a few hundred stay in cache (2.5x faster).
-    BATCH = 256
-
     def _distort(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One group of images ``(n, 784)`` -> distorted float32 ``(n, 784)`` (a copy)."""
         n = len(x)
-        images = np.asarray(x, dtype=np.float32).reshape(n, SIDE, SIDE)
+        images = np.array(x, dtype=np.float32).reshape(n, SIDE, SIDE)  # a copy: x is left alone
         if self.thickness is not None and self.thickness.p > 0:
             choice, half = rng.random(n), self.thickness.p / 2
             amount = rng.uniform(0, self.thickness.amount, n).astype(np.float32)
