@@ -36,7 +36,8 @@ def worker(epochs: int) -> dict[str, Any]:
     augment = Augmenter.from_config(spec.data.augment)
     norm = Normalizer("unit").fit(x)
     sides = {
-        name: (mlp([784, *spec.model.hidden, 10], dropout=spec.model.dropout, rng=0), Adam(spec.training.lr), aug)
+        name: (mlp([784, *spec.model.hidden, 10], dropout=spec.model.dropout, rng=0),
+               Adam(spec.training.lr), aug)
         for name, aug in (("plain", None), ("augmented", augment))
     }
     seconds: dict[str, list[float]] = {name: [] for name in sides}

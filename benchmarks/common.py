@@ -277,4 +277,8 @@ def worker_args(name: str, argv: Sequence[str], **extra: Any) -> Any:
         parser.add_argument(f"--{option}", type=int, default=default)
     args = parser.parse_args(argv)
     pin_threads(args.threads)
+    if args.worker == "digitnet":  # as the digitnet command does for its own process
+        from digitnet import heap
+
+        heap.keep_freed_memory()
     return args

@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, heap
 from .commands import COMMANDS
 from .errors import DigitnetError
 
@@ -65,6 +65,8 @@ def one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the digitnet process itself (not a caller's): keep freed memory for reuse
+        heap.keep_freed_memory()
     args = parse(sys.argv[1:] if argv is None else argv)
     name = f"digitnet {args.command}"
     try:

@@ -8,7 +8,9 @@ grids, an activation's output) then faults in every page of every temporary, eve
 the bilinear sampling of a batch of digits ran 3x slower for it. :func:`keep_freed_memory`
 raises both thresholds, so such arrays come from, and go back to, memory the process keeps.
 Memory once used stays with the process (up to :data:`TRIM_BYTES` of it free), which is
-what a training run wants; other allocators (macOS, musl) are left alone.
+what a training run wants, but not what a host process may want: the ``digitnet`` command
+calls it for its own process, and a script of one's own can call it too; the library never
+does by itself. Other allocators (macOS, musl) are left alone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 #: Requests below this come from the heap (glibc's largest allowed value on 64-bit systems).
 MMAP_BYTES = 32 << 20
 #: Free memory at the top of the heap kept, not returned to the system, up to this much.
-TRIM_BYTES = 256 << 20
+TRIM_BYTES = 128 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 _done = False

@@ -29,12 +29,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import heap, io, notebook
+from . import io, notebook
+from .data.augment import Augmenter
 from .diagnostics import Diagnostics
 from .errors import DigitnetError
 from .nn.losses import Loss
 from .nn.model import Sequential
 from .nn.optim import Optimizer
+from .nn.threads import MIN_VALUES, over_blocks
 
 MONITORS = ("val_loss", "val_accuracy")
 PROBE_ROWS = 500  # training images the diagnostics look at, at the end of every epoch
@@ -151,6 +153,11 @@ class Augment(Protocol):
 CHUNK_ROWS = 2048
 
 
+def _on_every_thread(n: int, work: Callable[[slice], None]) -> None:
+    """``work`` over blocks of ``range(n)`` on every thread (the augmentation's groups)."""
+    over_blocks(n, work, values=MIN_VALUES)
+
+
 def _lowest_priority() -> None:
     """Run the calling thread only when a core is otherwise idle: Linux's ``SCHED_IDLE``
     policy, which threads have each their own (elsewhere the call is not made: there it
@@ -190,6 +197,7 @@ class _Batches:
         self.dtype, self.seed = dtype, seed
         self.rows = batch_size * max(1, chunk_rows // batch_size)  # whole batches per chunk
         self._buffers: list[dict[str, np.ndarray]] = [{}, {}]
+        self._parallel = isinstance(augment, Augmenter)  # shares its images out between threads
 
     def _buf(self, store: dict[str, np.ndarray], key: str, n: int, like: np.ndarray,
              dtype: Any) -> np.ndarray:
@@ -212,7 +220,9 @@ class _Batches:
             xb = self.x.take(idx, axis=0, mode="clip", out=self._buf(store, "x", n, self.x, self.x.dtype))
             yb = self.y.take(idx, axis=0, mode="clip", out=self._buf(store, "y", n, self.y, self.y.dtype))
         if self.augment is not None:
-            xb = self.augment(xb, np.random.default_rng([self.seed, epoch, index]))
+            rng = np.random.default_rng([self.seed, epoch, index])
+            xb = (self.augment(xb, rng, run_groups=_on_every_thread) if self._parallel
+                  else self.augment(xb, rng))
         if self.preprocess is not None:
             xb = self.preprocess.transform(xb, out=self._buf(store, "scaled", len(xb), self.x, self.dtype))
         return xb, yb
@@ -346,7 +356,6 @@ def fit(
                 f"epoch {position.epoch + 1}, step {position.step}"
             log(f"resumed from {checkpoint} after {where}")
 
-    heap.keep_freed_memory()  # a step's large temporaries reuse memory instead of faulting it in
     augment_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
     batches = _Batches(x, y, batch_size, preprocess, model.dtype, augment, augment_seed)
     params = model.parameters()

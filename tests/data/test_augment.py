@@ -113,10 +113,14 @@ def test_augmenter_is_seeded_random_and_keeps_the_scale():
 def test_the_images_do_not_depend_on_the_threads_that_made_them(monkeypatch):
     x = np.repeat(digits(8).reshape(8, -1).astype(np.uint8), 90, axis=0)  # 720 rows: three groups
     aug = Augmenter.from_config(check_config(["affine", "elastic", "thickness", "noise", "erase"]))
-    made = []
+    from digitnet.nn.threads import over_blocks
+
+    made = [aug(x, np.random.default_rng(5))]  # in this thread
     for threads in ("1", "2", "3"):
         monkeypatch.setenv("DIGITNET_THREADS", threads)
-        made.append(aug(x, np.random.default_rng(5)))
+        spread = lambda n, work: over_blocks(n, work, n << 20)  # noqa: E731
+        made.append(aug(x, np.random.default_rng(5), run_groups=spread))
+    np.testing.assert_array_equal(made[0], made[3])
     np.testing.assert_array_equal(made[0], made[1])
     np.testing.assert_array_equal(made[0], made[2])
     assert len({made[0][i].tobytes() for i in range(0, 720, 8)}) == 90  # each copy distorted anew

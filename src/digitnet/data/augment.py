@@ -24,13 +24,11 @@ generator state gives the same augmented images.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
-
-from ..nn import threads
 
 SIDE = 28
 
@@ -276,9 +274,15 @@ class Augmenter:
     def __repr__(self) -> str:
         return f"Augmenter({self.config()})"
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, x: np.ndarray, rng: np.random.Generator, *,
+                 run_groups: Callable[[int, Callable[[slice], None]], None] | None = None) -> np.ndarray:
         """The images in groups of :attr:`BATCH`, each group with its own generator (seeded
-        from ``rng``), shared out between threads: the same images whatever the threads."""
+        from ``rng``), so the images are the same however the groups are shared out.
+
+        ``run_groups(n, work)`` calls ``work(groups)`` for slices of ``range(n)`` that cover
+        it, perhaps on several threads at once (``digitnet.train`` passes the engine's
+        :func:`~digitnet.nn.threads.over_blocks`); by default every group runs here, in turn.
+        """
         n = len(x)
         out = np.empty((n, SIDE * SIDE), dtype=np.float32)
         starts = range(0, n, self.BATCH)
@@ -289,8 +293,11 @@ class Augmenter:
                 rows = slice(starts[i], starts[i] + self.BATCH)
                 out[rows] = self._distort(x[rows], np.random.default_rng(seeds[i]))
 
-        with _blas_on_one_thread():
-            threads.over_blocks(len(starts), distort, values=n * SIDE * SIDE * 8)
+        with _blas_on_one_thread():  # the same products, so the same rounding, on any thread
+            if run_groups is None:
+                distort(slice(0, len(starts)))
+            else:
+                run_groups(len(starts), distort)
         return out
 
     def _distort(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import threads
 from .registry import Registry
+from .threads import over_blocks
 
 ParamTriple = tuple[str, np.ndarray, np.ndarray]
 
@@ -187,7 +187,7 @@ class Optimizer:
                 block = slice(start, min(start + BLOCK, n))
                 self.update(flat.params[block], flat.grads[block], {k: a[block] for k, a in arrays.items()})
 
-        threads.over_blocks(-(-n // BLOCK), update_blocks, values=n)
+        over_blocks(-(-n // BLOCK), update_blocks, values=n)
 
     def begin_step(self) -> None:
         """Per-step scalars before the updates (Adam's bias corrections)."""
