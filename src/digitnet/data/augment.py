@@ -55,10 +55,15 @@ def affine_grid(rotation: np.ndarray, scale: np.ndarray, shear: np.ndarray, shif
     shift = np.asarray(shift, dtype=np.float64)
     out_x = idx[None, :] - shift[:, 1, None]  # (n, side): output col x - shift, along the columns
     out_y = idx[None, :] - shift[:, 0, None]  # (n, side): output row y - shift, along the rows
-    # src = inv @ (out - t): a term that varies along the columns plus one along the rows
-    src_x = (inv[:, 0, 0, None] * out_x + centre)[:, None, :] + (inv[:, 0, 1, None] * out_y)[:, :, None]
-    src_y = (inv[:, 1, 0, None] * out_x + centre)[:, None, :] + (inv[:, 1, 1, None] * out_y)[:, :, None]
-    return src_y.astype(np.float32), src_x.astype(np.float32)
+    # src = inv @ (out - t): a term that varies along the columns plus one along the rows, each
+    # (n, side) in float64, added into the (n, side, side) float32 grids
+    def grid(along_cols: np.ndarray, along_rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(inv), side, side), dtype=np.float32)
+        np.add(along_cols.astype(np.float32)[:, None, :], along_rows.astype(np.float32)[:, :, None], out=out)
+        return out
+
+    return (grid(inv[:, 1, 0, None] * out_x + centre, inv[:, 1, 1, None] * out_y),
+            grid(inv[:, 0, 0, None] * out_x + centre, inv[:, 0, 1, None] * out_y))
 
 
 def sample(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -338,13 +343,15 @@ class Augmenter:
         shear, shift = rng.uniform(-a.shear, a.shear, n), rng.uniform(-a.shift, a.shift, (n, 2))
         rows, cols = affine_grid(rotation, zoom, shear, shift)
         if self.elastic is not None and self.elastic.alpha > 0:
-            field = rng.random((2 * n, SIDE, SIDE), dtype=np.float32)  # uniform in [-1, 1)
-            field *= 2
-            field -= 1
-            field = smooth(field, self.elastic.sigma)
-            field *= np.float32(self.elastic.alpha)
+            # alpha * G (2u - 1) G.T with u uniform in [0, 1): rows of G sum to 1, so it is
+            # 2 alpha * G u G.T - alpha, and the scaling goes into the sums below
+            field = smooth(rng.random((2 * n, SIDE, SIDE), dtype=np.float32), self.elastic.sigma)
+            alpha = np.float32(self.elastic.alpha)
+            field *= 2 * alpha
             rows += field[:n]
+            rows -= alpha
             cols += field[n:]
+            cols -= alpha
         return rows, cols
 
 
