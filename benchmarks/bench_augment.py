@@ -6,9 +6,9 @@ In one worker process pinned to ``--threads`` threads, the same network (the ``m
 recipe's shape, dropout, Adam learning rate and batch size, float32) trains on the full
 training set with the recipe's augmentation and without it, epochs alternating (after one
 warm-up epoch of each), so both see the same machine. Plain batches are gathered a chunk
-ahead in a background thread of the lowest priority; augmented chunks are distorted between
-steps on every thread (``digitnet.train``). "Augmenting alone" is the augmentation of 60,000
-images with nothing else running. Target (issue 13): an augmented epoch within 1.2x of the
+ahead in a background thread; augmented chunks are distorted between steps on every thread
+(``digitnet.train``). "Augmenting alone" is the augmentation of 60,000 images with nothing
+else running. Target (issue 13): an augmented epoch within 1.2x of the
 plain one. Prints a table, then the JSON.
 """
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import signal
 import sys
 import threading
@@ -158,15 +157,6 @@ def _on_every_thread(n: int, work: Callable[[slice], None]) -> None:
     over_blocks(n, work, values=MIN_VALUES)
 
 
-def _lowest_priority() -> None:
-    """Run the calling thread only when a core is otherwise idle: Linux's ``SCHED_IDLE``
-    policy, which threads have each their own (elsewhere the call is not made: there it
-    would reach the whole process)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
-
-
 class _Batches:
     """Yields ``(x_batch, y_batch)`` for one epoch in the order given.
 
@@ -174,15 +164,13 @@ class _Batches:
     reused buffer, augmented if asked, scaled with ``preprocess``.
 
     * Without augmentation, the next chunk is prepared in a background thread while the
-      current one trains (NumPy releases the GIL in ``take`` and in its arithmetic). The
-      thread runs at the lowest priority (Linux's ``SCHED_IDLE``, where a thread has its own):
-      the matrix products keep every core while they run, and the gathering takes the moments
-      a core is free. At equal priority it would slow the product down, whose BLAS threads
-      wait for each other.
-    * Augmentation costs more than those moments hold (about 50 us an image), so the step
-      waits while every core distorts the next chunk (:class:`~digitnet.data.augment.Augmenter`
-      shares its images out between threads): measured, that is faster than distorting in the
-      background, where it slows every product down.
+      current one trains (NumPy releases the GIL in ``take`` and in its arithmetic); it is
+      cheap (a few ms an epoch), so it takes little from the matrix products.
+    * Augmentation costs far more (about 40 us an image), and a thread distorting beside
+      the products slowed each of them down by half: BLAS's threads wait for each other, so
+      losing part of one core stalls both. So the step waits while every core distorts the
+      next chunk (:class:`~digitnet.data.augment.Augmenter` shares its images out between
+      threads), which measured faster.
 
     Batches are views of the chunk buffers; two buffers take turns, so a batch stays valid
     until the step after it. Augmentation draws from a generator seeded by ``(seed, epoch,
@@ -236,8 +224,7 @@ class _Batches:
             chunks = (self._chunk(order, i, epoch) for i in range(first_chunk, n_chunks))
             yield from self._split(chunks, first_step - first_chunk * per_chunk)
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitnet-batches",
-                                initializer=_lowest_priority) as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitnet-batches") as pool:
             def prepared():
                 pending = pool.submit(self._chunk, order, first_chunk, epoch)
                 for i in range(first_chunk, n_chunks):
