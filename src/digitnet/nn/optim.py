@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .registry import Registry
-from .threads import over_blocks
+from .threads import MIN_VALUES, over_blocks
 
 ParamTriple = tuple[str, np.ndarray, np.ndarray]
 
@@ -137,8 +137,8 @@ class Optimizer:
     and the scratch arrays their update writes into (``scratch``, never saved), and implement
     ``update(p, g, s)``, the rule for one array: ``s`` maps those names to arrays of ``p``'s
     shape. When the parameters are views of one buffer (``params.flat``, as a ``Sequential``
-    packs them), the update runs over that buffer in blocks of :data:`BLOCK` values, the
-    blocks shared out between threads (:func:`~digitnet.nn.threads.over_blocks`).
+    packs them), the update runs over that buffer at once when it is small, else in blocks of
+    :data:`BLOCK` values shared out between threads (:func:`~digitnet.nn.threads.over_blocks`).
     """
 
     name = "optimizer"
@@ -181,6 +181,9 @@ class Optimizer:
             return
         arrays = self._flat_arrays(flat)
         n = flat.params.size
+        if n < MIN_VALUES:  # small enough to stay in cache whole: one update, no thread hand-off
+            self.update(flat.params, flat.grads, arrays)
+            return
 
         def update_blocks(part: slice) -> None:  # the blocks of one thread's share
             for start in range(part.start * BLOCK, min(part.stop * BLOCK, n), BLOCK):
