@@ -144,7 +144,8 @@ def erode(images: np.ndarray, amount: float | np.ndarray = 1.0) -> np.ndarray:
     return _blend(images, _cross(images, np.minimum), amount)
 
 
-def _repeated(grow: Any, images: np.ndarray, amount: np.ndarray) -> np.ndarray:
+def _repeated(grow: Callable[[np.ndarray, float | np.ndarray], np.ndarray], images: np.ndarray,
+              amount: np.ndarray) -> np.ndarray:
     """``grow`` (:func:`dilate` or :func:`erode`) applied ``amount[i]`` times to image ``i``
     (``amount`` in [0, 2]): full passes, then the fraction of one more blended in."""
     full = amount >= 1
